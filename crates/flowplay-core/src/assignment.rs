@@ -40,7 +40,10 @@ pub fn solve(n: usize, cost: impl Fn(usize, usize) -> f64) -> Vec<usize> {
                     shortest[j] = reduced;
                 }
                 // On exact ties prefer a free column: it ends the search sooner.
-                #[allow(clippy::float_cmp, reason = "an exact tie, as in scipy's implementation")]
+                #[allow(
+                    clippy::float_cmp,
+                    reason = "an exact tie, as in scipy's implementation"
+                )]
                 let tie = shortest[j] == lowest;
                 if shortest[j] < lowest || (tie && row_for_col[j] == NONE) {
                     lowest = shortest[j];

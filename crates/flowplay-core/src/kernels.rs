@@ -121,6 +121,15 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
 }
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// 1.5·2²³: adding and subtracting it rounds an f32 of magnitude below 2²² to the nearest
+/// integer with plain SSE2 arithmetic (`f32::round` is a libm call that stops vectorisation).
+const ROUNDER: f32 = 12_582_912.0;
+
+/// Bit pattern of `ROUNDER`: `(v + ROUNDER).to_bits() − ROUNDER_BITS` is round(v) as a two's
+/// complement integer, for |v| < 2²² — an integer conversion that vectorises (Rust's `as i32`
+/// saturates and handles NaN, which compiles to scalar code).
+const ROUNDER_BITS: u32 = 0x4B40_0000;
+
 // ln 2 split in two (Cody–Waite): the high part has few mantissa bits, so `k · LN2_HI` is exact.
 const LN2_HI: f32 = 0.693_145_75;
 const LN2_LO: f32 = 1.428_606_8e-6;
@@ -130,7 +139,8 @@ const LN2_LO: f32 = 1.428_606_8e-6;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let k = (x * LOG2_E).round();
+    let shifted = x * LOG2_E + ROUNDER;
+    let k = shifted - ROUNDER;
     let r = (x - k * LN2_HI) - k * LN2_LO;
     // Taylor series of eʳ for |r| ≤ ln2/2: the first omitted term is below 1.2e-7 relatively.
     let p = 1.0
@@ -138,8 +148,9 @@ pub fn exp(x: f32) -> f32 {
             + r * (0.5
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    // Multiply by 2ᵏ by building the float's exponent field directly.
-    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    // Multiply by 2ᵏ by building the float's exponent field directly (k ∈ [−126, 127]).
+    let k_bits = shifted.to_bits().wrapping_sub(ROUNDER_BITS);
+    let scale = f32::from_bits(k_bits.wrapping_add(127) << 23);
     p * scale
 }
 
@@ -159,10 +170,11 @@ const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
 /// `(sin x, cos x)` to about 1e-7 absolute for |x| ≤ 4000, without branches.
 #[inline(always)]
 pub fn sin_cos(x: f32) -> (f32, f32) {
-    let k = (x * TWO_OVER_PI).round();
+    let shifted = x * TWO_OVER_PI + ROUNDER;
+    let k = shifted - ROUNDER;
     let r = ((x - k * PIO2_1) - k * PIO2_2) - k * PIO2_3;
     let r2 = r * r;
-    // Minimax-quality Taylor polynomials on |r| ≤ π/4.
+    // Taylor polynomials on |r| ≤ π/4 (first omitted terms below 2e-9).
     let sin_r = r
         * (1.0
             + r2 * (-1.0 / 6.0
@@ -171,13 +183,16 @@ pub fn sin_cos(x: f32) -> (f32, f32) {
         + r2 * (-0.5
             + r2 * (1.0 / 24.0
                 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40_320.0 + r2 * (-1.0 / 3_628_800.0)))));
-    // Quadrant q = k mod 4: sin x = (sin r, cos r, -sin r, -cos r)[q], cos likewise shifted.
-    let q = (k as i32) & 3;
-    let swap = (q & 1) == 1;
-    let (s, c) = if swap { (cos_r, sin_r) } else { (sin_r, cos_r) };
-    let sin_sign = if q >= 2 { -1.0 } else { 1.0 };
-    let cos_sign = if q == 1 || q == 2 { -1.0 } else { 1.0 };
-    (sin_sign * s, cos_sign * c)
+    // Quadrant q = k mod 4: sin x = (sin r, cos r, −sin r, −cos r)[q]; cos x = sin(x + π/2).
+    // Written with bit operations so the loop vectorises.
+    let q = shifted.to_bits().wrapping_sub(ROUNDER_BITS);
+    let swap = 0_u32.wrapping_sub(q & 1);
+    let (sin_bits, cos_bits) = (sin_r.to_bits(), cos_r.to_bits());
+    let s = (sin_bits & !swap) | (cos_bits & swap);
+    let c = (cos_bits & !swap) | (sin_bits & swap);
+    let sin_sign = (q & 2) << 30;
+    let cos_sign = (q.wrapping_add(1) & 2) << 30;
+    (f32::from_bits(s ^ sin_sign), f32::from_bits(c ^ cos_sign))
 }
 
 /// In place: `z ← SiLU(z)` and `sig ← sigmoid(z)` (kept for the backward pass).

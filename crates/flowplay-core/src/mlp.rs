@@ -317,19 +317,108 @@ impl Mlp {
         }
     }
 
-    /// Forward pass for `rows` samples: `out` (`[rows, 2]`) = v(t, x). Keeps the activations in
-    /// `ws` for [`Mlp::backward`]. `labels` are required exactly when the network is conditional.
+    /// Quantities derived from the parameters once per update and shared by every pass: see
+    /// [`Prepared`].
+    pub fn prepare(&self, params: &[f32], prepared: &mut Prepared) {
+        assert_eq!(params.len(), self.layout.total, "parameter buffer size");
+        let h = self.config.hidden;
+        let in0 = DIM + h;
+        let net0 = &self.layers[0];
+        let w0 = net0.weight(params);
+        // Wt: the columns of net.0.weight that multiply the time embedding, [h, h] at stride in0.
+        let wt = MatRef::strided(&w0[DIM..], h, h, in0, 1);
+        prepared.fused.resize(h * h, 0.0);
+        prepared.fused_bias.resize(h, 0.0);
+        // M = Wt·W3.
+        gemm(
+            1.0,
+            wt,
+            MatRef::row_major(self.t3.weight(params), h, h),
+            0.0,
+            &mut prepared.fused,
+            h,
+        );
+        // c = Wt·b3 + b0, as a 1×h row: b3ᵀ·Wtᵀ.
+        prepared.fused_bias.copy_from_slice(net0.bias(params));
+        gemm(
+            1.0,
+            MatRef::row_major(self.t3.bias(params), 1, h),
+            wt.t(),
+            1.0,
+            &mut prepared.fused_bias,
+            h,
+        );
+        // P[c] = Wt·E[c] for every label row.
+        if let Some(at) = self.label_embed {
+            let classes = self.config.num_classes as usize + 1;
+            prepared.label_rows.resize(classes * h, 0.0);
+            gemm(
+                1.0,
+                MatRef::row_major(&params[at..at + classes * h], classes, h),
+                wt.t(),
+                0.0,
+                &mut prepared.label_rows,
+                h,
+            );
+        } else {
+            prepared.label_rows.clear();
+        }
+        prepared.ready_for = Some(params.len());
+    }
+
+    /// Forward pass for `rows` samples: `out` (`[rows, 2]`) = v(t, x), keeping in `ws` what
+    /// [`Mlp::backward`] needs. `prepared` must come from [`Mlp::prepare`] on the same `params`.
+    /// `labels` are required exactly when the network is conditional.
+    #[allow(clippy::too_many_arguments, reason = "the inputs of one network pass")]
     pub fn forward(
         &self,
         params: &[f32],
+        prepared: &Prepared,
         t: &[f32],
         x: &[[f32; 2]],
         labels: Option<&[u32]>,
         ws: &mut Workspace,
         out: &mut [[f32; 2]],
     ) {
+        self.pass(params, prepared, t, x, labels, ws, out, true);
+    }
+
+    /// Forward pass for inference (sampling): the same outputs as [`Mlp::forward`], without
+    /// keeping activations for a backward pass. When every row has the same t, as in an ODE
+    /// step, the time branch is evaluated once instead of once per row.
+    #[allow(clippy::too_many_arguments, reason = "the inputs of one network pass")]
+    pub fn infer(
+        &self,
+        params: &[f32],
+        prepared: &Prepared,
+        t: &[f32],
+        x: &[[f32; 2]],
+        labels: Option<&[u32]>,
+        ws: &mut Workspace,
+        out: &mut [[f32; 2]],
+    ) {
+        self.pass(params, prepared, t, x, labels, ws, out, false);
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the inputs of one network pass")]
+    fn pass(
+        &self,
+        params: &[f32],
+        prepared: &Prepared,
+        t: &[f32],
+        x: &[[f32; 2]],
+        labels: Option<&[u32]>,
+        ws: &mut Workspace,
+        out: &mut [[f32; 2]],
+        for_backward: bool,
+    ) {
         let rows = t.len();
         assert_eq!(params.len(), self.layout.total, "parameter buffer size");
+        assert_eq!(
+            prepared.ready_for,
+            Some(params.len()),
+            "call Mlp::prepare after every parameter change"
+        );
         assert_eq!(x.len(), rows);
         assert_eq!(out.len(), rows);
         assert_eq!(
@@ -338,60 +427,75 @@ impl Mlp {
             "labels must be given exactly for a conditional network"
         );
         ws.ensure(self, rows);
+        ws.rows = rows;
         let h = self.config.hidden;
-        let in0 = DIM + h;
+        let t_dim = self.config.t_dim;
+        let shared_t =
+            !for_backward && rows > 1 && t.iter().all(|&v| v.to_bits() == t[0].to_bits());
+        let t_rows = if shared_t { 1 } else { rows };
 
-        // Time embedding MLP: t_emb → Linear → SiLU → Linear, written into net_in[:, 2..].
-        self.time_embedding(t, &mut ws.t_emb[..rows * self.config.t_dim]);
-        let hidden_t = &mut ws.t_hidden[..rows * h];
-        kernels::broadcast_rows(hidden_t, rows, h, self.t1.bias(params));
+        // Time branch: a1 = SiLU(emb(t)·W1ᵀ + b1), then z0 = a1·Mᵀ + c (the fused t_embed.3 and
+        // time columns of net.0).
+        self.time_embedding(&t[..t_rows], &mut ws.t_emb[..t_rows * t_dim]);
+        let a1 = &mut ws.t_hidden[..t_rows * h];
+        kernels::broadcast_rows(a1, t_rows, h, self.t1.bias(params));
         gemm(
             1.0,
-            MatRef::row_major(&ws.t_emb, rows, self.config.t_dim),
+            MatRef::row_major(&ws.t_emb, t_rows, t_dim),
             self.t1.weight_t(params),
             1.0,
-            hidden_t,
+            a1,
             h,
         );
-        kernels::silu_forward(hidden_t, &mut ws.t_sig[..rows * h]);
-
-        let net_in = &mut ws.net_in[..rows * in0];
-        for (row, p) in net_in.chunks_exact_mut(in0).zip(x) {
-            row[0] = p[0];
-            row[1] = p[1];
-            row[DIM..].copy_from_slice(self.t3.bias(params));
-        }
+        kernels::silu_forward(a1, &mut ws.t_sig[..t_rows * h]);
+        let z0 = &mut ws.acts[0][..rows * h];
+        kernels::broadcast_rows(z0, t_rows, h, &prepared.fused_bias);
         gemm(
             1.0,
-            MatRef::row_major(&ws.t_hidden, rows, h),
-            self.t3.weight_t(params),
+            MatRef::row_major(&ws.t_hidden, t_rows, h),
+            MatRef::row_major(&prepared.fused, h, h).t(),
             1.0,
-            &mut net_in[DIM..],
-            in0,
+            z0,
+            h,
         );
-        if let (Some(at), Some(labels)) = (self.label_embed, labels) {
+        if shared_t {
+            let (first, rest) = z0.split_at_mut(h);
+            for row in rest.chunks_exact_mut(h) {
+                row.copy_from_slice(first);
+            }
+        }
+        // + Wx·x + P[label].
+        let w0 = self.layers[0].weight(params);
+        let in0 = DIM + h;
+        for (row, p) in z0.chunks_exact_mut(h).zip(x) {
+            for (o, z) in row.iter_mut().enumerate() {
+                *z += w0[o * in0] * p[0] + w0[o * in0 + 1] * p[1];
+            }
+        }
+        if let Some(labels) = labels {
             let classes = self.config.num_classes as usize + 1;
-            let table = &params[at..at + classes * h];
-            for (row, &label) in net_in.chunks_exact_mut(in0).zip(labels) {
+            for (row, &label) in z0.chunks_exact_mut(h).zip(labels) {
                 let label = (label as usize).min(classes - 1);
-                for (v, &e) in row[DIM..]
+                for (z, &p) in row
                     .iter_mut()
-                    .zip(&table[label * h..(label + 1) * h])
+                    .zip(&prepared.label_rows[label * h..(label + 1) * h])
                 {
-                    *v += e;
+                    *z += p;
                 }
             }
         }
+        ws.x[..rows].copy_from_slice(x);
+        kernels::silu_forward(z0, &mut ws.sigs[0][..rows * h]);
 
-        // Hidden layers: z = in·Wᵀ + b, a = SiLU(z).
-        for (l, layer) in self.layers[..self.config.depth].iter().enumerate() {
+        // Hidden layers 1.. : z = a·Wᵀ + b, a = SiLU(z).
+        for l in 1..self.config.depth {
+            let layer = &self.layers[l];
             let (before, rest) = ws.acts.split_at_mut(l);
-            let input: &[f32] = if l == 0 { &ws.net_in } else { &before[l - 1] };
             let act = &mut rest[0][..rows * h];
             kernels::broadcast_rows(act, rows, h, layer.bias(params));
             gemm(
                 1.0,
-                MatRef::row_major(input, rows, layer.inputs),
+                MatRef::row_major(&before[l - 1], rows, h),
                 layer.weight_t(params),
                 1.0,
                 act,
@@ -412,26 +516,37 @@ impl Mlp {
             flat_out,
             DIM,
         );
-        ws.rows = rows;
+        ws.backward_ready = for_backward;
     }
 
-    /// Backward pass after [`Mlp::forward`] on the same `ws`: adds ∂L/∂θ for the upstream gradient
-    /// `d_out` (`[rows, 2]`, ∂L/∂v) to `grads`.
+    /// Backward pass after [`Mlp::forward`] on the same `ws`: adds this batch's contribution to
+    /// the *partial* gradients `partial` for the upstream gradient `d_out` (`[rows, 2]`, ∂L/∂v).
+    ///
+    /// Partial gradients have the parameters' layout and add up over chunks of a batch; turn
+    /// their sum into ∂L/∂θ with [`Mlp::finish_gradients`]. (For the fused time branch the
+    /// backward pass accumulates `G = Σ dz0·a1ᵀ` where `net.0`'s time columns go, the per-class
+    /// sums of dz0 where the label embedding goes, and nothing for `t_embed.3`; the small
+    /// products that turn them into gradients are done once, after the sum.)
     pub fn backward(
         &self,
         params: &[f32],
+        prepared: &Prepared,
         labels: Option<&[u32]>,
         d_out: &[[f32; 2]],
         ws: &mut Workspace,
-        grads: &mut [f32],
+        partial: &mut [f32],
     ) {
         let rows = ws.rows;
+        assert!(
+            ws.backward_ready,
+            "backward must follow forward (not infer)"
+        );
         assert_eq!(
             d_out.len(),
             rows,
             "backward must follow forward on the same batch"
         );
-        assert_eq!(grads.len(), self.layout.total, "gradient buffer size");
+        assert_eq!(partial.len(), self.layout.total, "gradient buffer size");
         let h = self.config.hidden;
         let depth = self.config.depth;
         let in0 = DIM + h;
@@ -439,68 +554,80 @@ impl Mlp {
 
         // Output layer: dW += dOutᵀ·a, db += Σ dOut, d_a = dOut·W.
         let last = &self.layers[depth];
-        accumulate_linear_grads(last, grads, d_out, &ws.acts[depth - 1], rows);
-        let d_act = &mut ws.d_a[..rows * h];
+        accumulate_linear_grads(last, partial, d_out, &ws.acts[depth - 1], rows);
         gemm(
             1.0,
             MatRef::row_major(d_out, rows, DIM),
             MatRef::row_major(last.weight(params), DIM, h),
             0.0,
-            d_act,
+            &mut ws.d_a[..rows * h],
             h,
         );
 
-        // Hidden layers, last to first.
-        for l in (0..depth).rev() {
+        // Hidden layers, last to second.
+        for l in (1..depth).rev() {
             let layer = &self.layers[l];
             kernels::silu_backward(
                 &mut ws.d_a[..rows * h],
                 &ws.acts[l][..rows * h],
                 &ws.sigs[l][..rows * h],
             );
-            let input: &[f32] = if l == 0 { &ws.net_in } else { &ws.acts[l - 1] };
-            accumulate_linear_grads(layer, grads, &ws.d_a[..rows * h], input, rows);
-            if l > 0 {
-                gemm(
-                    1.0,
-                    MatRef::row_major(&ws.d_a, rows, h),
-                    MatRef::row_major(layer.weight(params), h, h),
-                    0.0,
-                    &mut ws.d_b[..rows * h],
-                    h,
-                );
-                std::mem::swap(&mut ws.d_a, &mut ws.d_b);
-            } else {
-                // Only the time-embedding part of net.0's input needs a gradient: columns 2.. of W.
-                let w = layer.weight(params);
-                gemm(
-                    1.0,
-                    MatRef::row_major(&ws.d_a, rows, h),
-                    MatRef::strided(&w[DIM..], h, h, in0, 1),
-                    0.0,
-                    &mut ws.d_b[..rows * h],
-                    h,
-                );
-                std::mem::swap(&mut ws.d_a, &mut ws.d_b);
-            }
+            accumulate_linear_grads(layer, partial, &ws.d_a[..rows * h], &ws.acts[l - 1], rows);
+            gemm(
+                1.0,
+                MatRef::row_major(&ws.d_a, rows, h),
+                MatRef::row_major(layer.weight(params), h, h),
+                0.0,
+                &mut ws.d_b[..rows * h],
+                h,
+            );
+            std::mem::swap(&mut ws.d_a, &mut ws.d_b);
         }
-        // d_a now holds ∂L/∂(time embedding + label embedding).
+
+        // First layer: dz0, then the x columns, the G slot, the bias and the label sums.
+        kernels::silu_backward(
+            &mut ws.d_a[..rows * h],
+            &ws.acts[0][..rows * h],
+            &ws.sigs[0][..rows * h],
+        );
+        let dz0 = &ws.d_a[..rows * h];
+        let net0 = &self.layers[0];
+        let w_slot = &mut partial[net0.weight..net0.weight + h * in0];
+        gemm(
+            1.0,
+            MatRef::row_major(dz0, rows, h).t(),
+            MatRef::row_major(ws.x.as_flattened(), rows, DIM),
+            1.0,
+            w_slot,
+            in0,
+        );
+        gemm(
+            1.0,
+            MatRef::row_major(dz0, rows, h).t(),
+            MatRef::row_major(&ws.t_hidden, rows, h),
+            1.0,
+            &mut w_slot[DIM..],
+            in0,
+        );
+        kernels::add_column_sums(&mut partial[net0.bias..net0.bias + h], dz0, rows);
         if let (Some(at), Some(labels)) = (self.label_embed, labels) {
             let classes = self.config.num_classes as usize + 1;
-            for (row, &label) in ws.d_a[..rows * h].chunks_exact(h).zip(labels) {
+            for (row, &label) in dz0.chunks_exact(h).zip(labels) {
                 let label = (label as usize).min(classes - 1);
-                let g = &mut grads[at + label * h..at + (label + 1) * h];
-                for (gv, &d) in g.iter_mut().zip(row) {
-                    *gv += d;
+                for (s, &d) in partial[at + label * h..at + (label + 1) * h]
+                    .iter_mut()
+                    .zip(row)
+                {
+                    *s += d;
                 }
             }
         }
-        // t_embed.3: input is SiLU(t_hidden).
-        accumulate_linear_grads(&self.t3, grads, &ws.d_a[..rows * h], &ws.t_hidden, rows);
+
+        // Time branch: da1 = dz0·M, dh1 = da1 ⊙ SiLU'(h1), then t_embed.1.
         gemm(
             1.0,
-            MatRef::row_major(&ws.d_a, rows, h),
-            MatRef::row_major(self.t3.weight(params), h, h),
+            MatRef::row_major(dz0, rows, h),
+            MatRef::row_major(&prepared.fused, h, h),
             0.0,
             &mut ws.d_b[..rows * h],
             h,
@@ -510,8 +637,122 @@ impl Mlp {
             &ws.t_hidden[..rows * h],
             &ws.t_sig[..rows * h],
         );
-        // t_embed.1: input is the sinusoidal embedding; no gradient flows further.
-        accumulate_linear_grads(&self.t1, grads, &ws.d_b[..rows * h], &ws.t_emb, rows);
+        accumulate_linear_grads(&self.t1, partial, &ws.d_b[..rows * h], &ws.t_emb, rows);
+    }
+
+    /// Turns summed partial gradients (see [`Mlp::backward`]) into ∂L/∂θ, in place. With
+    /// `G = Σᵢ dz0ᵢ·a1ᵢᵀ`, `S_c = Σ_{i: yᵢ=c} dz0ᵢ`, `db0 = Σᵢ dz0ᵢ` and `te = W3·a1 + b3 + E[y]`:
+    ///
+    /// ```text
+    /// ∂L/∂Wt = G·W3ᵀ + db0·b3ᵀ + Σ_c S_c·E_cᵀ      ∂L/∂W3 = Wtᵀ·G
+    /// ∂L/∂b3 = Wtᵀ·db0                              ∂L/∂E_c = Wtᵀ·S_c
+    /// ```
+    pub fn finish_gradients(&self, params: &[f32], grads: &mut [f32]) {
+        assert_eq!(grads.len(), self.layout.total, "gradient buffer size");
+        let h = self.config.hidden;
+        let in0 = DIM + h;
+        let net0 = self.layers[0];
+        let w0 = net0.weight(params);
+        let wt = MatRef::strided(&w0[DIM..], h, h, in0, 1);
+        // Take G and the label sums out of their slots.
+        let mut g = vec![0.0; h * h];
+        for (o, row) in g.chunks_exact_mut(h).enumerate() {
+            let start = net0.weight + o * in0 + DIM;
+            row.copy_from_slice(&grads[start..start + h]);
+        }
+        let db0 = grads[net0.bias..net0.bias + h].to_vec();
+        let label_sums = self.label_embed.map(|at| {
+            let classes = self.config.num_classes as usize + 1;
+            (at, classes, grads[at..at + classes * h].to_vec())
+        });
+
+        // ∂L/∂Wt = G·W3ᵀ + db0·b3ᵀ + Sᵀ·E, written over G's slot.
+        let w3 = self.t3.weight(params);
+        let b3 = self.t3.bias(params);
+        let slot = &mut grads[net0.weight + DIM..net0.weight + h * in0];
+        gemm(
+            1.0,
+            MatRef::row_major(&g, h, h),
+            MatRef::row_major(w3, h, h).t(),
+            0.0,
+            slot,
+            in0,
+        );
+        gemm(
+            1.0,
+            MatRef::row_major(&db0, h, 1),
+            MatRef::row_major(b3, 1, h),
+            1.0,
+            slot,
+            in0,
+        );
+        if let Some((at, classes, sums)) = &label_sums {
+            let e = &params[*at..*at + classes * h];
+            gemm(
+                1.0,
+                MatRef::row_major(sums, *classes, h).t(),
+                MatRef::row_major(e, *classes, h),
+                1.0,
+                slot,
+                in0,
+            );
+        }
+        // ∂L/∂W3 = Wtᵀ·G, ∂L/∂b3 = db0ᵀ·Wt (as a row).
+        let (w3_range, b3_range) = (
+            self.t3.weight..self.t3.weight + h * h,
+            self.t3.bias..self.t3.bias + h,
+        );
+        // Wt lives in `params`, so the output slices of `grads` do not alias it.
+        gemm(
+            1.0,
+            wt.t(),
+            MatRef::row_major(&g, h, h),
+            0.0,
+            &mut grads[w3_range],
+            h,
+        );
+        gemm(
+            1.0,
+            MatRef::row_major(&db0, 1, h),
+            wt,
+            0.0,
+            &mut grads[b3_range],
+            h,
+        );
+        // ∂L/∂E = S·Wt.
+        if let Some((at, classes, sums)) = label_sums {
+            gemm(
+                1.0,
+                MatRef::row_major(&sums, classes, h),
+                wt,
+                0.0,
+                &mut grads[at..at + classes * h],
+                h,
+            );
+        }
+    }
+
+    /// Loss and gradient of a whole batch in one call (forward, MSE, backward, finish).
+    pub fn loss_and_gradients(
+        &self,
+        params: &[f32],
+        t: &[f32],
+        x: &[[f32; 2]],
+        labels: Option<&[u32]>,
+        target: &[[f32; 2]],
+    ) -> (f64, Vec<f32>) {
+        let rows = t.len();
+        let mut prepared = Prepared::default();
+        self.prepare(params, &mut prepared);
+        let mut ws = Workspace::new();
+        let mut out = vec![[0.0; 2]; rows];
+        self.forward(params, &prepared, t, x, labels, &mut ws, &mut out);
+        let mut d_out = vec![[0.0; 2]; rows];
+        let loss = mse_loss_grad(&out, target, rows * DIM, &mut d_out);
+        let mut grads = vec![0.0; self.layout.total];
+        self.backward(params, &prepared, labels, &d_out, &mut ws, &mut grads);
+        self.finish_gradients(params, &mut grads);
+        (loss, grads)
     }
 }
 
@@ -532,16 +773,34 @@ fn accumulate_linear_grads(layer: &Linear, grads: &mut [f32], dy: &[f32], x: &[f
     kernels::add_column_sums(&mut grads[b_range], dy, rows);
 }
 
+/// Quantities derived from the parameters, recomputed after every update by [`Mlp::prepare`].
+///
+/// `t_embed.3` (te = W3·a1 + b3) feeds the time columns Wt of `net.0` with no nonlinearity in
+/// between, so `Wt·te = (Wt·W3)·a1 + Wt·b3`: one h×h product per row instead of two. This is
+/// exact algebra (up to f32 rounding), and the gradients of W3, b3 and Wt are recovered exactly
+/// by [`Mlp::finish_gradients`].
+#[derive(Clone, Debug, Default)]
+pub struct Prepared {
+    /// `M = Wt·W3`, `[h, h]`.
+    fused: Vec<f32>,
+    /// `Wt·b3 + b0`.
+    fused_bias: Vec<f32>,
+    /// `Wt·E[c]` for every label row c.
+    label_rows: Vec<f32>,
+    ready_for: Option<usize>,
+}
+
 /// Scratch memory for a forward/backward pass over up to `capacity` rows. Reused across calls:
 /// it grows when a larger batch comes and never shrinks.
 #[derive(Clone, Debug, Default)]
 pub struct Workspace {
     rows: usize,
     capacity: usize,
+    backward_ready: bool,
     t_emb: Vec<f32>,
     t_hidden: Vec<f32>,
     t_sig: Vec<f32>,
-    net_in: Vec<f32>,
+    x: Vec<[f32; 2]>,
     acts: Vec<Vec<f32>>,
     sigs: Vec<Vec<f32>>,
     d_a: Vec<f32>,
@@ -559,7 +818,7 @@ impl Workspace {
         let h = c.hidden;
         let shape_changed = self.acts.len() != c.depth
             || self.t_emb.len() != self.capacity * c.t_dim
-            || self.net_in.len() != self.capacity * (DIM + h);
+            || self.d_a.len() != self.capacity * h;
         if rows <= self.capacity && !shape_changed {
             return;
         }
@@ -568,7 +827,7 @@ impl Workspace {
         self.t_emb = vec![0.0; cap * c.t_dim];
         self.t_hidden = vec![0.0; cap * h];
         self.t_sig = vec![0.0; cap * h];
-        self.net_in = vec![0.0; cap * (DIM + h)];
+        self.x = vec![[0.0; 2]; cap];
         self.acts = vec![vec![0.0; cap * h]; c.depth];
         self.sigs = vec![vec![0.0; cap * h]; c.depth];
         self.d_a = vec![0.0; cap * h];
@@ -672,28 +931,18 @@ mod tests {
                 .map(|i| i % (config.num_classes + 1))
                 .collect();
             let labels = config.is_conditional().then_some(labels.as_slice());
-            let mut ws = Workspace::new();
-            let loss_at = |p: &[f32], ws: &mut Workspace| -> f64 {
-                let mut out = vec![[0.0; 2]; rows];
-                mlp.forward(p, &t, &x, labels, ws, &mut out);
-                let mut d = vec![[0.0; 2]; rows];
-                mse_loss_grad(&out, &target, rows * 2, &mut d)
-            };
-            let mut out = vec![[0.0; 2]; rows];
-            mlp.forward(&params, &t, &x, labels, &mut ws, &mut out);
-            let mut d_out = vec![[0.0; 2]; rows];
-            mse_loss_grad(&out, &target, rows * 2, &mut d_out);
-            let mut grads = vec![0.0; params.len()];
-            mlp.backward(&params, labels, &d_out, &mut ws, &mut grads);
+            let loss_at =
+                |p: &[f32]| -> f64 { mlp.loss_and_gradients(p, &t, &x, labels, &target).0 };
+            let (_, grads) = mlp.loss_and_gradients(&params, &t, &x, labels, &target);
 
             let mut checked = 0;
             for i in (0..params.len()).step_by(3) {
                 let h = 1e-2_f32;
                 let mut p = params.clone();
                 p[i] += h;
-                let plus = loss_at(&p, &mut ws);
+                let plus = loss_at(&p);
                 p[i] -= 2.0 * h;
-                let minus = loss_at(&p, &mut ws);
+                let minus = loss_at(&p);
                 let fd = (plus - minus) / (2.0 * f64::from(h));
                 let analytic = f64::from(grads[i]);
                 assert!(
@@ -722,11 +971,14 @@ mod tests {
         let x: Vec<[f32; 2]> = (0..rows).map(|_| [rng.normal(), rng.normal()]).collect();
         let target: Vec<[f32; 2]> = (0..rows).map(|_| [rng.normal(), rng.normal()]).collect();
         let mut ws = Workspace::new();
+        let mut prepared = Prepared::default();
+        mlp.prepare(&params, &mut prepared);
         let grad_of = |range: std::ops::Range<usize>, ws: &mut Workspace, grads: &mut [f32]| {
             let n = range.len();
             let mut out = vec![[0.0; 2]; n];
             mlp.forward(
                 &params,
+                &prepared,
                 &t[range.clone()],
                 &x[range.clone()],
                 None,
@@ -735,7 +987,7 @@ mod tests {
             );
             let mut d = vec![[0.0; 2]; n];
             let loss = mse_loss_grad(&out, &target[range], rows * 2, &mut d);
-            mlp.backward(&params, None, &d, ws, grads);
+            mlp.backward(&params, &prepared, None, &d, ws, grads);
             loss
         };
         let mut whole = vec![0.0; params.len()];
@@ -743,9 +995,42 @@ mod tests {
         let mut parts = vec![0.0; params.len()];
         let l1 = grad_of(0..7, &mut ws, &mut parts);
         let l2 = grad_of(7..rows, &mut ws, &mut parts);
+        mlp.finish_gradients(&params, &mut whole);
+        mlp.finish_gradients(&params, &mut parts);
         assert!((loss - (l1 + l2)).abs() < 1e-9);
         for (a, b) in whole.iter().zip(&parts) {
             assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()));
+        }
+    }
+
+    /// Inference (with the shared-t shortcut) gives the training forward's outputs.
+    #[test]
+    fn infer_matches_forward() {
+        let config = MlpConfig {
+            hidden: 24,
+            depth: 3,
+            t_dim: 10,
+            t_scale: 1000.0,
+            num_classes: 3,
+        };
+        let (mlp, params) = small(config);
+        let mut prepared = Prepared::default();
+        mlp.prepare(&params, &mut prepared);
+        let rows = 11;
+        let mut rng = Rng::new(5);
+        let x: Vec<[f32; 2]> = (0..rows).map(|_| [rng.normal(), rng.normal()]).collect();
+        let labels: Vec<u32> = (0..rows as u32).map(|i| i % 4).collect();
+        for t in [
+            vec![0.37; rows],
+            (0..rows).map(|i| i as f32 / 11.0).collect(),
+        ] {
+            let (mut a, mut b) = (vec![[0.0; 2]; rows], vec![[0.0; 2]; rows]);
+            let mut ws = Workspace::new();
+            mlp.forward(&params, &prepared, &t, &x, Some(&labels), &mut ws, &mut a);
+            mlp.infer(&params, &prepared, &t, &x, Some(&labels), &mut ws, &mut b);
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p[0] - q[0]).abs() < 1e-5 && (p[1] - q[1]).abs() < 1e-5);
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::mlp::{Mlp, Workspace};
+use crate::mlp::{Mlp, Prepared, Workspace};
 use crate::par;
 use crate::path::Path;
 
@@ -146,7 +146,10 @@ pub fn time_grid(steps: usize, rescale_t: f32) -> Vec<f32> {
     (0..=steps)
         .map(|i| {
             let t = i as f64 / steps as f64;
-            #[allow(clippy::float_cmp, reason = "exactly 1 means no shift: keep linspace's values")]
+            #[allow(
+                clippy::float_cmp,
+                reason = "exactly 1 means no shift: keep linspace's values"
+            )]
             let unshifted = r == 1.0;
             if unshifted {
                 t as f32
@@ -425,6 +428,7 @@ pub fn sample(
 pub struct MlpField<'a> {
     mlp: &'a Mlp,
     params: &'a [f32],
+    prepared: Prepared,
     path: Path,
     scratch: Mutex<Vec<FieldScratch>>,
 }
@@ -439,9 +443,12 @@ struct FieldScratch {
 impl<'a> MlpField<'a> {
     /// The field of `mlp` with `params` on `path`.
     pub fn new(mlp: &'a Mlp, params: &'a [f32], path: Path) -> Self {
+        let mut prepared = Prepared::default();
+        mlp.prepare(params, &mut prepared);
         Self {
             mlp,
             params,
+            prepared,
             path,
             scratch: Mutex::new(Vec::new()),
         }
@@ -476,15 +483,23 @@ impl VelocityField for MlpField<'_> {
             (_, l) => l,
         };
         if pre.is_identity() {
-            self.mlp
-                .forward(self.params, &scratch.t, x, labels, &mut scratch.ws, out);
+            self.mlp.infer(
+                self.params,
+                &self.prepared,
+                &scratch.t,
+                x,
+                labels,
+                &mut scratch.ws,
+                out,
+            );
         } else {
             scratch.x_in.clear();
             scratch
                 .x_in
                 .extend(x.iter().map(|p| [pre.input * p[0], pre.input * p[1]]));
             let FieldScratch { ws, t: ts, x_in } = &mut scratch;
-            self.mlp.forward(self.params, ts, x_in, labels, ws, out);
+            self.mlp
+                .infer(self.params, &self.prepared, ts, x_in, labels, ws, out);
             for (o, p) in out.iter_mut().zip(x) {
                 *o = pre.velocity(*p, *o);
             }

@@ -20,7 +20,7 @@ use crate::Error;
 use crate::assignment;
 use crate::data::Points;
 use crate::flow::{DataSource, FlowModel, ModelSpec, SampleRequest, draw_source};
-use crate::mlp::{Mlp, MlpConfig, Workspace, mse_loss_grad};
+use crate::mlp::{Mlp, MlpConfig, Prepared, Workspace, mse_loss_grad};
 use crate::optim::{AdamW, AdamWConfig, clip_grad_norm, ema_update, grad_norm};
 use crate::par;
 use crate::path::{Path, TimeSampling};
@@ -307,6 +307,7 @@ pub struct CpuTrainer {
     source: Option<Points>,
     pairs: Option<CouplingPool>,
     batch: Batch,
+    prepared: Prepared,
     chunk_grads: Vec<Vec<f32>>,
     workspaces: Mutex<Vec<Workspace>>,
     losses: Vec<f32>,
@@ -357,6 +358,7 @@ impl CpuTrainer {
             source,
             pairs: None,
             batch: Batch::default(),
+            prepared: Prepared::default(),
             chunk_grads: Vec::new(),
             workspaces: Mutex::new(Vec::new()),
             losses: Vec::new(),
@@ -641,7 +643,9 @@ impl CpuTrainer {
                 });
             }
         }
+        self.mlp.prepare(&self.params, &mut self.prepared);
         let (mlp, params, workspaces) = (&self.mlp, &self.params, &self.workspaces);
+        let prepared = &self.prepared;
         let (t, x_in, target, labels) = (&batch.t, &batch.x_in, &batch.target, &batch.labels);
         par::for_each_mut(&mut jobs, |job| {
             let mut ws = workspaces
@@ -655,6 +659,7 @@ impl CpuTrainer {
             job.grads.fill(0.0);
             mlp.forward(
                 params,
+                prepared,
                 &t[r.clone()],
                 &x_in[r.clone()],
                 labels,
@@ -662,7 +667,7 @@ impl CpuTrainer {
                 job.out,
             );
             job.loss = mse_loss_grad(job.out, &target[r], 2 * b, job.d_out);
-            mlp.backward(params, labels, job.d_out, &mut ws, job.grads);
+            mlp.backward(params, prepared, labels, job.d_out, &mut ws, job.grads);
             if let Ok(mut pool) = workspaces.lock() {
                 pool.push(ws);
             }
@@ -689,6 +694,7 @@ impl CpuTrainer {
                 }
             }
         });
+        self.mlp.finish_gradients(&self.params, &mut self.grads);
         loss
     }
 

@@ -60,6 +60,16 @@ struct Tensor {
     values: Vec<f32>,
 }
 
+/// A model read from a weights file.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The model.
+    pub model: FlowModel,
+    /// Whether the file recorded its spec (written by flowplay), rather than the spec being
+    /// inferred from the tensors and the fallback.
+    pub spec_recorded: bool,
+}
+
 /// Reads a model from safetensors bytes. `source_name` names the file in errors.
 ///
 /// Without flowplay metadata (weights saved from PyTorch), the network's shape is inferred from
@@ -68,12 +78,13 @@ pub fn from_safetensors(
     bytes: &[u8],
     source_name: &str,
     fallback: &ModelSpec,
-) -> Result<FlowModel, Error> {
+) -> Result<Loaded, Error> {
     let err = |message: String| Error::Weights {
         source_name: source_name.to_owned(),
         message,
     };
     let (spec_json, tensors) = parse(bytes).map_err(err)?;
+    let spec_recorded = spec_json.is_some();
     let spec = match spec_json {
         Some(json) => serde_json::from_str::<ModelSpec>(&json)
             .map_err(|e| err(format!("its flowplay metadata is not understood ({e})")))?,
@@ -116,7 +127,11 @@ pub fn from_safetensors(
             "unexpected tensor '{extra}' (not part of this network)"
         )));
     }
-    FlowModel::new(spec, params).map_err(|e| err(e.to_string()))
+    let model = FlowModel::new(spec, params).map_err(|e| err(e.to_string()))?;
+    Ok(Loaded {
+        model,
+        spec_recorded,
+    })
 }
 
 /// The shape of a `VectorFieldMLP` from its tensors.
@@ -296,9 +311,10 @@ mod tests {
         let m = model();
         let bytes = to_safetensors(&m);
         assert_eq!((bytes.len() - 8 - m.params.len() * 4) % 8, 0);
-        let back = from_safetensors(&bytes, "w", &default_spec()).unwrap();
-        assert_eq!(back.params, m.params);
-        assert_eq!(back.spec, m.spec);
+        let loaded = from_safetensors(&bytes, "w", &default_spec()).unwrap();
+        assert!(loaded.spec_recorded);
+        assert_eq!(loaded.model.params, m.params);
+        assert_eq!(loaded.model.spec, m.spec);
     }
 
     #[test]
@@ -310,7 +326,9 @@ mod tests {
         let header = String::from_utf8(bytes[8..8 + header_len].to_vec()).unwrap();
         let renamed = header.replacen("\"flowplay\"", "\"flowpla_\"", 1);
         bytes[8..8 + header_len].copy_from_slice(renamed.as_bytes());
-        let back = from_safetensors(&bytes, "w", &default_spec()).unwrap();
+        let loaded = from_safetensors(&bytes, "w", &default_spec()).unwrap();
+        assert!(!loaded.spec_recorded);
+        let back = loaded.model;
         assert_eq!(back.spec.mlp.hidden, 8);
         assert_eq!(back.spec.mlp.depth, 2);
         assert_eq!(back.spec.mlp.t_dim, 4);

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use flowplay_core::mlp::{Mlp, MlpConfig, Workspace, mse_loss_grad};
+use flowplay_core::mlp::{Mlp, MlpConfig, Prepared, Workspace, mse_loss_grad};
 use flowplay_core::optim::{AdamW, AdamWConfig, clip_grad_norm, ema_update};
 use flowplay_core::path::Path;
 use flowplay_core::sampler::{
@@ -261,9 +261,11 @@ fn check_mlp_fixture(file: &str) {
     let rows = t.len();
 
     // Forward and loss.
+    let mut prepared = Prepared::default();
+    mlp.prepare(&params, &mut prepared);
     let mut ws = Workspace::new();
     let mut out = vec![[0.0; 2]; rows];
-    mlp.forward(&params, &t, &x, None, &mut ws, &mut out);
+    mlp.forward(&params, &prepared, &t, &x, None, &mut ws, &mut out);
     assert_close(
         &format!("{file} out"),
         out.as_flattened(),
@@ -281,7 +283,8 @@ fn check_mlp_fixture(file: &str) {
 
     // Backward.
     let mut grads = vec![0.0; mlp.num_params()];
-    mlp.backward(&params, None, &d_out, &mut ws, &mut grads);
+    mlp.backward(&params, &prepared, None, &d_out, &mut ws, &mut grads);
+    mlp.finish_gradients(&params, &mut grads);
     let expected_grads = flat_reference(&mlp, &f["grads"]);
     for entry in &mlp.layout().entries {
         assert_close(

@@ -1,0 +1,185 @@
+//! `flowplay bench`: throughput figures, printed (speed is measured here, never asserted in tests).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use flowplay_core::flow::{FlowModel, SampleRequest};
+use flowplay_core::mlp::MlpConfig;
+use flowplay_core::sampler::{Record, SamplerConfig, Solver};
+use flowplay_core::train::{CpuTrainer, TrainConfig};
+use serde::Serialize;
+
+/// Options of `flowplay bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Seconds to measure each case (after a warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) seconds: f64,
+    /// Particles for the sampling cases.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) particles: usize,
+    /// Benchmark training at this hidden width only (with --batch).
+    #[arg(long, requires = "batch")]
+    pub(crate) hidden: Option<usize>,
+    /// Benchmark training at this batch size only (with --hidden).
+    #[arg(long, requires = "hidden")]
+    pub(crate) batch: Option<usize>,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) threads: usize,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Serialize)]
+struct Figure {
+    case: String,
+    value: f64,
+    unit: &'static str,
+    reference: Option<&'static str>,
+}
+
+/// Runs `flowplay bench`.
+pub(crate) fn run(args: &BenchArgs) -> Result<()> {
+    crate::init_threads(args.threads)?;
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        anyhow::bail!("--seconds must be positive, got {}", args.seconds);
+    }
+    if args.particles == 0 {
+        anyhow::bail!("--particles must be at least 1");
+    }
+    let budget = Duration::from_secs_f64(args.seconds);
+    if !args.json {
+        println!(
+            "flowplay bench: CPU reference, {} threads on {}",
+            flowplay_core::par::threads(),
+            cpu_name()
+        );
+    }
+    let train_cases: Vec<(usize, usize, Option<&'static str>)> = match (args.hidden, args.batch) {
+        (Some(h), Some(b)) => vec![(h, b, None)],
+        _ => vec![
+            (
+                128,
+                512,
+                Some("PyTorch, 2 threads, this machine: 260–290 steps/s"),
+            ),
+            (
+                256,
+                4096,
+                Some("PyTorch, 2 threads, this machine: 23 steps/s"),
+            ),
+        ],
+    };
+    for (hidden, batch, reference) in train_cases {
+        let rate = train_rate(hidden, batch, budget)?;
+        report(
+            args.json,
+            &Figure {
+                case: format!("train  hidden {hidden}, batch {batch}"),
+                value: rate,
+                unit: "steps/s",
+                reference,
+            },
+        )?;
+    }
+    if args.hidden.is_none() {
+        for hidden in [128, 256] {
+            let rate = sample_rate(hidden, args.particles, budget)?;
+            report(
+                args.json,
+                &Figure {
+                    case: format!(
+                        "sample euler, hidden {hidden}, {} particles",
+                        args.particles
+                    ),
+                    value: rate / 1e6,
+                    unit: "M particle-steps/s",
+                    reference: None,
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn report(json: bool, figure: &Figure) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(figure)?);
+    } else {
+        let reference = figure
+            .reference
+            .map(|r| format!("   ({r})"))
+            .unwrap_or_default();
+        println!(
+            "{:<44} {:>10.1} {}{reference}",
+            figure.case, figure.value, figure.unit
+        );
+    }
+    Ok(())
+}
+
+/// Training steps per second of the seed recipe's setup at this size.
+fn train_rate(hidden: usize, batch: usize, budget: Duration) -> Result<f64> {
+    let mut config = TrainConfig::seed_recipe();
+    config.mlp.hidden = hidden;
+    config.batch = batch;
+    let mut trainer = CpuTrainer::new(config)?;
+    for _ in 0..3 {
+        trainer.step()?;
+    }
+    let started = Instant::now();
+    let mut steps = 0_u64;
+    while started.elapsed() < budget || steps < 5 {
+        trainer.step()?;
+        steps += 1;
+    }
+    Ok(steps as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Euler particle-steps per second through a freshly initialised network.
+fn sample_rate(hidden: usize, particles: usize, budget: Duration) -> Result<f64> {
+    let spec = TrainConfig {
+        mlp: MlpConfig {
+            hidden,
+            ..MlpConfig::default()
+        },
+        ..TrainConfig::seed_recipe()
+    }
+    .model_spec();
+    let mlp = flowplay_core::mlp::Mlp::new(spec.mlp)?;
+    let params = mlp.init_params(0);
+    let model = FlowModel::new(spec, params)?;
+    let steps = 4;
+    let request = SampleRequest {
+        sampler: SamplerConfig::new(Solver::Euler, steps),
+        n: particles,
+        seed: 0,
+        labels: None,
+        cfg_scale: 1.0,
+        record: Record::NONE,
+    };
+    let x0 = model.source_samples(particles, 0, None)?;
+    model.integrate(&x0, &request)?;
+    let started = Instant::now();
+    let mut runs = 0_u64;
+    while started.elapsed() < budget || runs < 1 {
+        model.integrate(&x0, &request)?;
+        runs += 1;
+    }
+    Ok((runs * steps as u64 * particles as u64) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The processor's model name, where the system says it.
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}

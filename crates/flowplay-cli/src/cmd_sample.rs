@@ -1,0 +1,155 @@
+//! `flowplay sample`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use flowplay_core::data::{Points, points_to_csv};
+use flowplay_core::flow::SampleRequest;
+use flowplay_core::sampler::{Record, SamplerConfig, Trajectories};
+use flowplay_core::weights;
+
+use crate::output;
+use crate::spec::{self, PathArgs, SolverName};
+
+/// Options of `flowplay sample`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SampleArgs {
+    /// A weights file written by `flowplay train` (or saved from the Quick Reference's PyTorch
+    /// module; then --path and --t-scale say how it was trained).
+    #[arg(long)]
+    pub(crate) weights: PathBuf,
+    /// ODE solver (QR §5).
+    #[arg(long, value_enum, default_value = "euler")]
+    pub(crate) solver: SolverName,
+    /// Solver steps.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) steps: usize,
+    /// Number of samples.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) n: usize,
+    /// Seed of the source draw.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Class to generate (class-conditional models); without it they sample unconditionally.
+    #[arg(long)]
+    pub(crate) class: Option<u32>,
+    /// Classifier-free guidance scale s: v = v(∅) + s·(v(c) − v(∅)) (QR §7.2; needs --class).
+    #[arg(long)]
+    pub(crate) cfg: Option<f32>,
+    /// TRELLIS's time shift: r > 1 spends more steps near the noise.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) rescale_t: f32,
+    /// Where to write the samples (CSV with header x,y).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Also write every particle's trajectory and predicted endpoints x̂ to this CSV.
+    #[arg(long)]
+    pub(crate) trajectories: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) path: PathArgs,
+    /// For weights without flowplay metadata: the network saw t_scale·t.
+    #[arg(long)]
+    pub(crate) t_scale: Option<f32>,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) threads: usize,
+}
+
+/// Runs `flowplay sample`.
+pub(crate) fn run(args: &SampleArgs) -> Result<()> {
+    crate::init_threads(args.threads)?;
+    if args.n == 0 || args.n > 50_000_000 {
+        anyhow::bail!("--n must be between 1 and 50000000, got {}", args.n);
+    }
+    if args.cfg.is_some() && args.class.is_none() {
+        anyhow::bail!("--cfg needs --class: guidance steers toward one class");
+    }
+    let sampler = SamplerConfig {
+        solver: args.solver.into(),
+        steps: args.steps,
+        rescale_t: args.rescale_t,
+    };
+    sampler.validate()?;
+    output::check_writable(&args.out)?;
+    if let Some(path) = &args.trajectories {
+        output::check_writable(path)?;
+    }
+
+    let mut fallback = weights::default_spec();
+    if args.path.any_given() {
+        fallback.path = args.path.resolve(1.0)?;
+    }
+    if let Some(scale) = args.t_scale {
+        fallback.mlp.t_scale = scale;
+    }
+    let loaded = spec::read_model(&args.weights, &fallback)?;
+    if loaded.spec_recorded && (args.path.any_given() || args.t_scale.is_some()) {
+        anyhow::bail!(
+            "{} records how it was trained (path {}, t-scale {}); --path, --sigma-*, \
+             --precondition and --t-scale are only for weights saved from PyTorch",
+            args.weights.display(),
+            loaded.model.spec.path.name(),
+            loaded.model.spec.mlp.t_scale
+        );
+    }
+    let model = loaded.model;
+    let labels = args.class.map(|c| vec![c; args.n]);
+    let request = SampleRequest {
+        sampler,
+        n: args.n,
+        seed: args.seed,
+        labels: labels.clone(),
+        cfg_scale: args.cfg.unwrap_or(1.0),
+        record: Record {
+            positions: args.trajectories.is_some(),
+            endpoints: args.trajectories.is_some(),
+            velocities: false,
+        },
+    };
+    let out = model.sample(&request, None)?;
+    if out.x.iter().any(|p| !p[0].is_finite() || !p[1].is_finite()) {
+        anyhow::bail!(
+            "the ODE diverged: some samples are not finite (try more --steps or another --solver)"
+        );
+    }
+    let points = match labels {
+        Some(labels) => Points::labelled(out.x, labels)?,
+        None => Points::unlabelled(out.x),
+    };
+    if let Some(path) = &args.trajectories {
+        output::write_file(path, trajectories_csv(&out.trajectories).as_bytes())?;
+    }
+    output::write_file(&args.out, points_to_csv(&points).as_bytes())?;
+    println!(
+        "{} samples with {} × {} steps ({} evaluations each) → {}",
+        args.n,
+        sampler.solver,
+        sampler.steps,
+        out.nfe,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// `particle,step,t,x,y,x_hat,y_hat`: one row per particle and grid node; x̂ is the data point
+/// the velocity at that node predicts (at the last node, the sample itself).
+fn trajectories_csv(traj: &Trajectories) -> String {
+    let frames = traj.frames();
+    let n = traj.positions.len() / frames.max(1);
+    let mut out = String::with_capacity(n * frames * 48 + 32);
+    out.push_str("particle,step,t,x,y,x_hat,y_hat\n");
+    for i in 0..n {
+        let positions = traj.positions_of(i);
+        let endpoints = traj.endpoints_of(i);
+        for (f, p) in positions.iter().enumerate() {
+            let e = endpoints.get(f).unwrap_or(p);
+            let _ = writeln!(
+                out,
+                "{i},{f},{},{},{},{},{}",
+                traj.times[f], p[0], p[1], e[0], e[1]
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,570 @@
+//! `flowplay train`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use flowplay_core::data::{Dataset, Points, points_to_csv};
+use flowplay_core::flow::{DataSource, FlowModel, Geometry};
+use flowplay_core::metrics::Quality;
+use flowplay_core::mlp::MlpConfig;
+use flowplay_core::optim::AdamWConfig;
+use flowplay_core::sampler::SamplerConfig;
+use flowplay_core::train::{Coupling, CpuTrainer, LrSchedule, TrainConfig};
+use flowplay_core::weights;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::output::Staged;
+use crate::plot;
+use crate::spec::{self, PathArgs, SolverName, TimeArgs};
+
+/// How x₀ and x₁ are paired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CouplingName {
+    /// Independent pairs.
+    Independent,
+    /// Minibatch optimal transport (OT-CFM).
+    Ot,
+}
+
+/// Learning-rate schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ScheduleName {
+    /// Constant (QR §4.4).
+    Constant,
+    /// Linear warm-up then cosine decay.
+    Cosine,
+}
+
+/// Which parameters to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum WeightsName {
+    /// The optimizer's parameters.
+    Raw,
+    /// Their exponential moving average.
+    Ema,
+}
+
+/// Options of `flowplay train`. Defaults not set by the seed recipe follow the Quick
+/// Reference (§4.4): constant learning rate, clip 1, EMA 0.9999, no weight decay, t unscaled.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TrainArgs {
+    /// Target dataset: moons, 8gaussians, checkerboard, spirals, circles, swiss-roll, normal.
+    #[arg(long, default_value = "moons", value_parser = spec::parse_dataset)]
+    pub(crate) dataset: Dataset,
+    /// Train on your own points instead: a CSV with columns x,y[,label].
+    #[arg(long, value_name = "CSV")]
+    pub(crate) points: Option<PathBuf>,
+    /// Source distribution p₀: normal (N(0, I)) or any dataset name (data-to-data transport).
+    #[arg(long, default_value = "normal", value_parser = spec::parse_dataset)]
+    pub(crate) source: Dataset,
+
+    #[command(flatten)]
+    pub(crate) path: PathArgs,
+    #[command(flatten)]
+    pub(crate) time: TimeArgs,
+
+    /// Width of the hidden layers and of the time embedding.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) hidden: usize,
+    /// Hidden layers after the input (QR: 2).
+    #[arg(long, default_value_t = 2)]
+    pub(crate) depth: usize,
+    /// Size of the sinusoidal time embedding (even).
+    #[arg(long, default_value_t = 128)]
+    pub(crate) t_dim: usize,
+    /// The network sees t_scale·t: 1 as in the Quick Reference, 1000 as in TRELLIS.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) t_scale: f32,
+
+    /// Samples per training step.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) batch: usize,
+    /// Peak learning rate of AdamW.
+    #[arg(long, default_value_t = 1e-3)]
+    pub(crate) lr: f32,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value = "constant")]
+    pub(crate) lr_schedule: ScheduleName,
+    /// Warm-up steps of the cosine schedule.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) warmup: u64,
+    /// AdamW's decoupled weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) weight_decay: f32,
+    /// Clip the global gradient norm to this; 0 disables.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) clip: f32,
+    /// EMA decay of the parameters (QR §4.4).
+    #[arg(long, default_value_t = 0.9999)]
+    pub(crate) ema_decay: f32,
+    /// Training steps (of the first round).
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) steps: u64,
+    /// Seed: data pool, initial weights and every batch. Same seed, same result.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+
+    /// Pairing of source and data samples in a batch.
+    #[arg(long, value_enum, default_value = "independent")]
+    pub(crate) coupling: CouplingName,
+    /// Minibatch OT: largest block solved exactly (cost grows as its cube).
+    #[arg(long, default_value_t = 512)]
+    pub(crate) ot_block: usize,
+
+    /// Condition on the dataset's class labels (QR §7.2).
+    #[arg(long)]
+    pub(crate) class_cond: bool,
+    /// Probability of dropping a label to ∅ during training (for guidance).
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) p_drop: f32,
+    /// Guidance scale used for the evaluation samples of a conditional model.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) cfg: f32,
+
+    /// Reflow rounds after the first training (QR §7.1).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) reflow: usize,
+    /// Training steps of each reflow round (default: --steps).
+    #[arg(long)]
+    pub(crate) reflow_steps: Option<u64>,
+    /// Number of (x₀, ODE(x₀)) pairs each reflow round trains on.
+    #[arg(long, default_value_t = 32_768)]
+    pub(crate) reflow_pairs: usize,
+    /// Solver that generates the reflow pairs.
+    #[arg(long, value_enum, default_value = "rk4")]
+    pub(crate) reflow_solver: SolverName,
+    /// Steps of that solver.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) reflow_solver_steps: usize,
+    /// Parameters that generate the reflow pairs.
+    #[arg(long, value_enum, default_value = "raw")]
+    pub(crate) reflow_from: WeightsName,
+
+    /// Solver for the evaluation samples (samples.csv, plot.png, metrics.json).
+    #[arg(long, value_enum, default_value = "rk4")]
+    pub(crate) eval_solver: SolverName,
+    /// Steps of the evaluation solver.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) eval_steps: usize,
+    /// Number of evaluation samples (compared with as many fresh data points).
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) eval_n: usize,
+    /// Data pool size batches draw from.
+    #[arg(long, default_value_t = 65_536)]
+    pub(crate) pool: usize,
+
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) threads: usize,
+    /// Output directory for config.json, metrics.json, weights, samples.csv and plot.png.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Serialize)]
+struct ConfigFile<'a> {
+    flowplay_version: &'static str,
+    command: String,
+    train: &'a TrainConfig,
+    reflow: ReflowSettings,
+    eval: EvalSettings,
+    threads: usize,
+}
+
+#[derive(Clone, Copy, Serialize)]
+struct ReflowSettings {
+    rounds: usize,
+    steps_per_round: u64,
+    pairs: usize,
+    sampler: SamplerConfig,
+    from_ema: bool,
+}
+
+#[derive(Clone, Copy, Serialize)]
+struct EvalSettings {
+    sampler: SamplerConfig,
+    nfe: usize,
+    n: usize,
+    cfg_scale: f32,
+}
+
+#[derive(Serialize)]
+struct RoundMetrics {
+    round: usize,
+    steps: u64,
+    seconds: f64,
+    steps_per_second: f64,
+    final_loss: f32,
+    geometry_raw: Geometry,
+    quality_raw: Quality,
+    quality_ema: Quality,
+    one_step_euler_w2_raw: f64,
+}
+
+#[derive(Serialize)]
+struct MetricsFile<'a> {
+    steps: u64,
+    seconds: f64,
+    steps_per_second: f64,
+    threads: usize,
+    eval: EvalSettings,
+    rounds: &'a [RoundMetrics],
+    final_quality_raw: Quality,
+    final_quality_ema: Quality,
+    loss: &'a [f32],
+}
+
+/// Runs `flowplay train`.
+pub(crate) fn run(args: &TrainArgs) -> Result<()> {
+    crate::init_threads(args.threads)?;
+    let (dataset, custom_data) = spec::data_source(args.dataset, args.points.as_deref())?;
+    let config = train_config(args, dataset.clone(), custom_data.as_ref())?;
+    let eval = EvalSettings {
+        sampler: SamplerConfig::new(args.eval_solver.into(), args.eval_steps),
+        nfe: args.eval_steps
+            * flowplay_core::sampler::Solver::from(args.eval_solver).evals_per_step(),
+        n: args.eval_n,
+        cfg_scale: args.cfg,
+    };
+    eval.sampler.validate()?;
+    if args.eval_n < 2 {
+        anyhow::bail!("--eval-n must be at least 2, got {}", args.eval_n);
+    }
+    let reflow = ReflowSettings {
+        rounds: args.reflow,
+        steps_per_round: args.reflow_steps.unwrap_or(args.steps),
+        pairs: args.reflow_pairs,
+        sampler: SamplerConfig::new(args.reflow_solver.into(), args.reflow_solver_steps),
+        from_ema: args.reflow_from == WeightsName::Ema,
+    };
+    if args.reflow > 0 {
+        reflow.sampler.validate()?;
+        if reflow.pairs == 0 {
+            anyhow::bail!("--reflow-pairs must be at least 1");
+        }
+    }
+    if args.steps == 0 {
+        anyhow::bail!("--steps must be at least 1");
+    }
+
+    // Everything is checked; from here on, outputs are staged and appear only on success.
+    let staged = Staged::new(&args.out)?;
+    let mut trainer = match &custom_data {
+        Some(points) => {
+            CpuTrainer::with_data(config.clone(), points.clone(), source_pool(&config)?)
+        }
+        None => CpuTrainer::new(config.clone()),
+    }?;
+    let eval_data = eval_points(&config, custom_data.as_ref(), args.eval_n)?;
+
+    let started = Instant::now();
+    let mut rounds = Vec::new();
+    for round in 0..=args.reflow {
+        if round > 0 {
+            trainer.start_reflow_round(
+                reflow.pairs,
+                &reflow.sampler,
+                reflow.from_ema,
+                reflow.steps_per_round,
+            )?;
+        }
+        let steps = if round == 0 {
+            args.steps
+        } else {
+            reflow.steps_per_round
+        };
+        let round_started = Instant::now();
+        train_round(&mut trainer, steps, round, args.reflow, args.quiet)?;
+        let seconds = round_started.elapsed().as_secs_f64();
+        rounds.push(measure_round(
+            &trainer, round, steps, seconds, &eval, &eval_data,
+        )?);
+        if args.reflow > 0 {
+            staged.write(
+                &format!("weights_round{round}.safetensors"),
+                &weights::to_safetensors(&trainer.model(false)),
+            )?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let total_steps = trainer.steps_done();
+
+    // Final outputs: the evaluation samples of the raw weights, both weight sets, the plot.
+    let raw = trainer.model(false);
+    let ema = trainer.model(true);
+    let samples = eval_samples(&raw, &eval, &eval_data, config.seed)?;
+    let last = rounds.last().context("no training round ran")?;
+    let threads = flowplay_core::par::threads();
+    let config_file = ConfigFile {
+        flowplay_version: env!("CARGO_PKG_VERSION"),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        train: &config,
+        reflow,
+        eval,
+        threads,
+    };
+    let metrics = MetricsFile {
+        steps: total_steps,
+        seconds,
+        steps_per_second: total_steps as f64 / seconds,
+        threads,
+        eval,
+        final_quality_raw: last.quality_raw,
+        final_quality_ema: last.quality_ema,
+        rounds: &rounds,
+        loss: trainer.losses(),
+    };
+    staged.write(
+        "config.json",
+        serde_json::to_string_pretty(&config_file)?.as_bytes(),
+    )?;
+    staged.write(
+        "metrics.json",
+        serde_json::to_string_pretty(&metrics)?.as_bytes(),
+    )?;
+    staged.write("weights.safetensors", &weights::to_safetensors(&raw))?;
+    staged.write("weights_ema.safetensors", &weights::to_safetensors(&ema))?;
+    staged.write("samples.csv", points_to_csv(&samples).as_bytes())?;
+    let title = format!(
+        "{} · {} · W2 {:.3}",
+        config.dataset.name(),
+        config.path.name(),
+        last.quality_raw.w2
+    );
+    staged.write(
+        "plot.png",
+        &plot::scatter_png(&eval_data.xy, &samples.xy, &title)?,
+    )?;
+    staged.commit()?;
+
+    println!(
+        "trained {total_steps} steps in {seconds:.1} s ({:.0} steps/s, {threads} threads)",
+        total_steps as f64 / seconds
+    );
+    for r in &rounds {
+        println!(
+            "round {}: loss {:.4}  W2 {:.4} (EMA {:.4})  MMD {:.4}  straightness {:.4}  1-step W2 {:.3}",
+            r.round,
+            r.final_loss,
+            r.quality_raw.w2,
+            r.quality_ema.w2,
+            r.quality_raw.mmd,
+            r.geometry_raw.straightness,
+            r.one_step_euler_w2_raw
+        );
+    }
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn train_config(
+    args: &TrainArgs,
+    dataset: DataSource,
+    custom: Option<&Points>,
+) -> Result<TrainConfig> {
+    let data_rms = match (&dataset, custom) {
+        (_, Some(points)) => points.rms(),
+        (DataSource::Builtin(d), None) => d.sample(16_384, args.seed).rms(),
+        (DataSource::Custom { .. }, None) => 1.0,
+    };
+    let classes = match (&dataset, custom) {
+        (_, Some(points)) => points.num_classes,
+        (DataSource::Builtin(d), None) => d.num_classes(),
+        (DataSource::Custom { .. }, None) => 0,
+    };
+    if args.class_cond && classes == 0 {
+        anyhow::bail!(
+            "--class-cond needs class labels, and the dataset '{}' has none",
+            dataset.name()
+        );
+    }
+    let num_classes = if args.class_cond { classes } else { 0 };
+    let config = TrainConfig {
+        dataset,
+        source: DataSource::Builtin(args.source),
+        path: args.path.resolve(data_rms)?,
+        time_sampling: args.time.resolve()?,
+        mlp: MlpConfig {
+            hidden: args.hidden,
+            depth: args.depth,
+            t_dim: args.t_dim,
+            t_scale: args.t_scale,
+            num_classes,
+        },
+        batch: args.batch,
+        optimizer: AdamWConfig {
+            lr: args.lr,
+            weight_decay: args.weight_decay,
+            ..AdamWConfig::default()
+        },
+        lr_schedule: match args.lr_schedule {
+            ScheduleName::Constant => LrSchedule::Constant,
+            ScheduleName::Cosine => LrSchedule::Cosine {
+                warmup_steps: args.warmup,
+                final_ratio: 0.0,
+            },
+        },
+        clip_norm: (args.clip > 0.0).then_some(args.clip),
+        ema_decay: args.ema_decay,
+        steps: args.steps,
+        seed: args.seed,
+        coupling: match args.coupling {
+            CouplingName::Independent => Coupling::Independent,
+            CouplingName::Ot => Coupling::MinibatchOt {
+                block: args.ot_block,
+            },
+        },
+        p_drop: args.p_drop,
+        pool_size: args.pool,
+    };
+    if args.clip < 0.0 || !args.clip.is_finite() {
+        anyhow::bail!("--clip must be zero (off) or positive, got {}", args.clip);
+    }
+    Ok(config)
+}
+
+/// The source pool for a trainer on custom data (`None` for N(0, I)).
+fn source_pool(config: &TrainConfig) -> Result<Option<Points>> {
+    Ok(match &config.source {
+        DataSource::Builtin(Dataset::Normal) => None,
+        DataSource::Builtin(d) => Some(d.sample(config.pool_size, config.seed ^ 0x50_05CE)),
+        DataSource::Custom { name } => anyhow::bail!("custom source '{name}' is not supported"),
+    })
+}
+
+/// Held-out points to evaluate against: a fresh draw of a built-in dataset (a seed the training
+/// pool never used), or a resample of the user's points.
+fn eval_points(config: &TrainConfig, custom: Option<&Points>, n: usize) -> Result<Points> {
+    let seed = config.seed.wrapping_add(0xE7A1_0000_0001);
+    Ok(match (&config.dataset, custom) {
+        (_, Some(points)) => {
+            let mut rng = flowplay_core::rng::Rng::with_domain(seed, "eval-resample");
+            let picks: Vec<usize> = (0..n).map(|_| rng.below(points.len())).collect();
+            let xy = picks.iter().map(|&i| points.xy[i]).collect();
+            match &points.labels {
+                Some(labels) => Points::labelled(xy, picks.iter().map(|&i| labels[i]).collect())?,
+                None => Points::unlabelled(xy),
+            }
+        }
+        (DataSource::Builtin(d), None) => d.sample(n, seed),
+        (DataSource::Custom { name }, None) => anyhow::bail!("the points of '{name}' are missing"),
+    })
+}
+
+fn eval_samples(
+    model: &FlowModel,
+    eval: &EvalSettings,
+    data: &Points,
+    seed: u64,
+) -> Result<Points> {
+    let request = flowplay_core::flow::SampleRequest {
+        sampler: eval.sampler,
+        n: data.len(),
+        seed: seed.wrapping_add(0x5A3F),
+        labels: model
+            .spec
+            .mlp
+            .is_conditional()
+            .then(|| data.labels.clone())
+            .flatten(),
+        cfg_scale: eval.cfg_scale,
+        record: flowplay_core::sampler::Record::NONE,
+    };
+    let out = model.sample(&request, None)?;
+    Ok(match request.labels {
+        Some(labels) => Points::labelled(out.x, labels)?,
+        None => Points::unlabelled(out.x),
+    })
+}
+
+fn measure_round(
+    trainer: &CpuTrainer,
+    round: usize,
+    steps: u64,
+    seconds: f64,
+    eval: &EvalSettings,
+    data: &Points,
+) -> Result<RoundMetrics> {
+    let raw = trainer.model(false);
+    let ema = trainer.model(true);
+    let seed = trainer.config().seed.wrapping_add(0x5A3F);
+    let quality_raw = raw.evaluate(&eval.sampler, seed, eval.cfg_scale, data, None)?;
+    let quality_ema = ema.evaluate(&eval.sampler, seed, eval.cfg_scale, data, None)?;
+    let one_step = SamplerConfig::new(flowplay_core::sampler::Solver::Euler, 1);
+    let one_step_w2 = raw
+        .evaluate(&one_step, seed, eval.cfg_scale, data, None)?
+        .w2;
+    let geometry_raw = raw.geometry(2000, seed ^ 0x6E0, None)?;
+    let losses = trainer.losses();
+    let tail = &losses[losses.len().saturating_sub(100)..];
+    Ok(RoundMetrics {
+        round,
+        steps,
+        seconds,
+        steps_per_second: steps as f64 / seconds,
+        final_loss: tail.iter().sum::<f32>() / tail.len().max(1) as f32,
+        geometry_raw,
+        quality_raw,
+        quality_ema,
+        one_step_euler_w2_raw: one_step_w2,
+    })
+}
+
+/// Trains one round with a progress bar (or, when stderr is not a terminal, a line every 10%).
+fn train_round(
+    trainer: &mut CpuTrainer,
+    steps: u64,
+    round: usize,
+    rounds: usize,
+    quiet: bool,
+) -> Result<()> {
+    let interactive = std::io::stderr().is_terminal() && !quiet;
+    let label = if rounds > 0 {
+        format!("round {round}/{rounds}")
+    } else {
+        "training".to_owned()
+    };
+    let bar = if interactive {
+        let bar = ProgressBar::new(steps);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:32.cyan/blue}] {pos}/{len} steps  {per_sec:.bold}  loss {msg}  eta {eta}",
+            )
+            .map_err(|e| anyhow::anyhow!("progress bar: {e}"))?
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(label.clone());
+        Some(bar)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let report_every = (steps / 10).max(1);
+    for i in 0..steps {
+        let stats = trainer.step()?;
+        if let Some(bar) = &bar {
+            if i % 25 == 0 || i + 1 == steps {
+                bar.set_position(i + 1);
+                bar.set_message(format!("{:.4}", stats.loss));
+            }
+        } else if !quiet && ((i + 1) % report_every == 0 || i + 1 == steps) {
+            let rate = (i + 1) as f64 / started.elapsed().as_secs_f64();
+            eprintln!(
+                "{label}: step {}/{steps}  {rate:.0} steps/s  loss {:.4}",
+                i + 1,
+                stats.loss
+            );
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    Ok(())
+}
