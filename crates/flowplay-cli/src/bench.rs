@@ -3,6 +3,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use flowplay_core::assignment;
+use flowplay_core::data::Dataset;
 use flowplay_core::flow::{FlowModel, SampleRequest};
 use flowplay_core::mlp::MlpConfig;
 use flowplay_core::sampler::{Record, SamplerConfig, Solver};
@@ -11,6 +13,7 @@ use serde::Serialize;
 
 /// Options of `flowplay bench`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct BenchArgs {
     /// Seconds to measure each case (after a warm-up).
     #[arg(long, default_value_t = 5.0)]
@@ -85,6 +88,25 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         )?;
     }
     if args.hidden.is_none() {
+        for (what, n, other) in [
+            (
+                "OT coupling block: 256 noise vs 256 moons",
+                256,
+                Dataset::Normal,
+            ),
+            ("exact W2: 2000 samples vs 2000 moons", 2000, Dataset::Moons),
+        ] {
+            let ms = assignment_ms(n, other, budget);
+            report(
+                args.json,
+                &Figure {
+                    case: what.to_owned(),
+                    value: ms,
+                    unit: "ms",
+                    reference: None,
+                },
+            )?;
+        }
         for hidden in [128, 256] {
             let rate = sample_rate(hidden, args.particles, budget)?;
             report(
@@ -169,6 +191,19 @@ fn sample_rate(hidden: usize, particles: usize, budget: Duration) -> Result<f64>
         runs += 1;
     }
     Ok((runs * steps as u64 * particles as u64) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Milliseconds of one exact assignment between `n` moons and `n` points of `other`.
+fn assignment_ms(n: usize, other: Dataset, budget: Duration) -> f64 {
+    let a = Dataset::Moons.sample(n, 1).xy;
+    let b = other.sample(n, 2).xy;
+    let started = Instant::now();
+    let mut runs = 0_u32;
+    while started.elapsed() < budget / 4 || runs < 1 {
+        std::hint::black_box(assignment::match_points(&a, &b));
+        runs += 1;
+    }
+    started.elapsed().as_secs_f64() * 1e3 / f64::from(runs)
 }
 
 /// The processor's model name, where the system says it.

@@ -10,6 +10,7 @@ use crate::spec;
 
 /// Options of `flowplay eval`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct EvalArgs {
     /// Samples to judge: a CSV with columns x,y[,label].
     #[arg(long)]

@@ -14,6 +14,7 @@ use crate::spec::{self, PathArgs, SolverName};
 
 /// Options of `flowplay sample`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct SampleArgs {
     /// A weights file written by `flowplay train` (or saved from the Quick Reference's PyTorch
     /// module; then --path and --t-scale say how it was trained).

@@ -36,7 +36,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let result = match cli.command {
         Command::Train(args) => cmd_train::run(&args),
         Command::Sample(args) => cmd_sample::run(&args),
@@ -48,6 +51,33 @@ fn main() -> ExitCode {
         Err(error) => {
             // One line: the chain of causes joined, outermost first.
             eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Help and version go to stdout in full; a usage error is one line on stderr, status 2.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = error.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            // The first paragraph, joined: "error: the following required arguments were not
+            // provided: --weights <WEIGHTS> --out <OUT>".
+            let rendered = error.render().to_string();
+            let first: Vec<&str> = rendered
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see --help)", first.join(" "));
             ExitCode::from(2)
         }
     }

@@ -30,8 +30,8 @@ impl Canvas {
             return;
         }
         let i = (y as usize * WIDTH + x as usize) * 3;
-        for c in 0..3 {
-            self.rgb[i + c] = self.rgb[i + c] * (1.0 - alpha) + color[c] * alpha;
+        for (channel, &target) in self.rgb[i..i + 3].iter_mut().zip(&color) {
+            *channel = *channel * (1.0 - alpha) + target * alpha;
         }
     }
 

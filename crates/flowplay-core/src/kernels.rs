@@ -55,6 +55,23 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// Rows `start..end` of this view.
+    pub fn rows(self, start: usize, end: usize) -> Self {
+        assert!(
+            start <= end && end <= self.rows,
+            "row range {start}..{end} of {}",
+            self.rows
+        );
+        if start == end {
+            return Self { rows: 0, ..self };
+        }
+        Self {
+            data: &self.data[start * self.row_stride..],
+            rows: end - start,
+            ..self
+        }
+    }
+
     fn fits(&self) -> bool {
         self.rows == 0
             || self.cols == 0
@@ -118,6 +135,40 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
             1,
         );
     }
+}
+
+/// [`gemm`] with the rows of `A` and `C` split across threads: for the few h×h×h products of a
+/// step that would otherwise run on one core while the others wait.
+pub fn gemm_parallel(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: &mut [f32],
+    c_stride: usize,
+) {
+    let m = a.rows;
+    let parts = crate::par::threads().min(m / 32).max(1);
+    if parts == 1 {
+        gemm(alpha, a, b, beta, c, c_stride);
+        return;
+    }
+    let mut rest = c;
+    let mut jobs: Vec<(MatRef<'_>, &mut [f32])> = Vec::with_capacity(parts);
+    for range in crate::par::split_even(m, parts) {
+        let take = if range.end == m {
+            rest.len()
+        } else {
+            range.len() * c_stride
+        };
+        jobs.push((
+            a.rows(range.start, range.end),
+            crate::par::take_front(&mut rest, take),
+        ));
+    }
+    crate::par::for_each_mut(&mut jobs, |(a_rows, c_rows)| {
+        gemm(alpha, *a_rows, b, beta, c_rows, c_stride);
+    });
 }
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
@@ -287,6 +338,39 @@ mod tests {
                 assert!((c[i * n + j] - (2.0 * dot + 0.5)).abs() < 1e-5);
             }
         }
+    }
+
+    #[test]
+    fn parallel_gemm_matches_serial() {
+        let (m, k, n) = (133, 70, 41);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.13).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.29).cos()).collect();
+        // Output rows strided inside a wider buffer, as for the time columns of net.0.
+        let stride = n + 3;
+        let mut serial = vec![0.5_f32; m * stride];
+        let mut parallel = serial.clone();
+        gemm(
+            1.5,
+            MatRef::row_major(&a, m, k),
+            MatRef::row_major(&b, k, n),
+            0.7,
+            &mut serial,
+            stride,
+        );
+        gemm_parallel(
+            1.5,
+            MatRef::row_major(&a, m, k),
+            MatRef::row_major(&b, k, n),
+            0.7,
+            &mut parallel,
+            stride,
+        );
+        assert!(
+            serial
+                .iter()
+                .zip(&parallel)
+                .all(|(x, y)| (x - y).abs() < 1e-5)
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::kernels::{self, MatRef, gemm};
+use crate::kernels::{self, MatRef, gemm, gemm_parallel};
 use crate::rng::Rng;
 
 /// Dimension of the data (2-D points).
@@ -330,7 +330,7 @@ impl Mlp {
         prepared.fused.resize(h * h, 0.0);
         prepared.fused_bias.resize(h, 0.0);
         // M = Wt·W3.
-        gemm(
+        gemm_parallel(
             1.0,
             wt,
             MatRef::row_major(self.t3.weight(params), h, h),

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::par;
 
 /// AdamW's hyper-parameters (`torch.optim.AdamW`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -124,20 +125,28 @@ impl AdamW {
         let bias2_sqrt = bias2.sqrt() as f32;
         let decay = 1.0 - lr * c.weight_decay;
         let (one_minus_b1, one_minus_b2) = (1.0 - c.beta1, 1.0 - c.beta2);
-        for (((p, &g), m), v) in params
-            .iter_mut()
-            .zip(grads)
-            .zip(self.m.iter_mut())
-            .zip(self.v.iter_mut())
-        {
-            *p *= decay;
-            *m += one_minus_b1 * (g - *m);
-            *v = c.beta2 * *v + one_minus_b2 * g * g;
-            let denom = v.sqrt() / bias2_sqrt + c.eps;
-            *p -= step_size * *m / denom;
-        }
+        let update = |params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]| {
+            for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
+                *p *= decay;
+                *m += one_minus_b1 * (g - *m);
+                *v = c.beta2 * *v + one_minus_b2 * g * g;
+                let denom = v.sqrt() / bias2_sqrt + c.eps;
+                *p -= step_size * *m / denom;
+            }
+        };
+        // Elementwise: split into blocks across threads.
+        let mut jobs: Vec<_> = params
+            .chunks_mut(PARALLEL_BLOCK)
+            .zip(grads.chunks(PARALLEL_BLOCK))
+            .zip(self.m.chunks_mut(PARALLEL_BLOCK))
+            .zip(self.v.chunks_mut(PARALLEL_BLOCK))
+            .collect();
+        par::for_each_mut(&mut jobs, |(((p, g), m), v)| update(p, g, m, v));
     }
 }
+
+/// Elements per parallel block of the elementwise optimizer updates.
+const PARALLEL_BLOCK: usize = 1 << 14;
 
 /// The global L2 norm of the gradient (`torch.nn.utils.clip_grad_norm_`'s `total_norm`).
 pub fn grad_norm(grads: &[f32]) -> f32 {
@@ -163,9 +172,15 @@ pub fn clip_grad_norm(grads: &mut [f32], max_norm: f32) -> f32 {
 pub fn ema_update(ema: &mut [f32], params: &[f32], decay: f32) {
     assert_eq!(ema.len(), params.len());
     let rest = 1.0 - decay;
-    for (e, &p) in ema.iter_mut().zip(params) {
-        *e = *e * decay + p * rest;
-    }
+    let mut jobs: Vec<_> = ema
+        .chunks_mut(PARALLEL_BLOCK)
+        .zip(params.chunks(PARALLEL_BLOCK))
+        .collect();
+    par::for_each_mut(&mut jobs, |(e, p)| {
+        for (e, &p) in e.iter_mut().zip(p.iter()) {
+            *e = *e * decay + p * rest;
+        }
+    });
 }
 
 #[cfg(test)]

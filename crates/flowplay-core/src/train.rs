@@ -574,17 +574,28 @@ impl CpuTrainer {
         let b = self.config.batch;
         let blocks = b.div_ceil(block);
         let batch = &mut self.batch;
-        for range in par::split_even(b, blocks) {
-            let sigma =
-                assignment::match_points(&batch.x0[range.clone()], &batch.x1[range.clone()]);
-            let x1: Vec<[f32; 2]> = sigma.iter().map(|&j| batch.x1[range.start + j]).collect();
-            let labels: Vec<u32> = sigma
-                .iter()
-                .map(|&j| batch.labels[range.start + j])
-                .collect();
-            batch.x1[range.clone()].copy_from_slice(&x1);
-            batch.labels[range].copy_from_slice(&labels);
+        // Blocks are independent: solve them in parallel, each re-pairing its own slice.
+        struct Block<'a> {
+            x0: &'a [[f32; 2]],
+            x1: &'a mut [[f32; 2]],
+            labels: &'a mut [u32],
         }
+        let (mut x1_rest, mut labels_rest) = (batch.x1.as_mut_slice(), batch.labels.as_mut_slice());
+        let mut jobs: Vec<Block<'_>> = par::split_even(b, blocks)
+            .into_iter()
+            .map(|range| Block {
+                x0: &batch.x0[range.clone()],
+                x1: par::take_front(&mut x1_rest, range.len()),
+                labels: par::take_front(&mut labels_rest, range.len()),
+            })
+            .collect();
+        par::for_each_mut(&mut jobs, |job| {
+            let sigma = assignment::match_points(job.x0, job.x1);
+            let x1: Vec<[f32; 2]> = sigma.iter().map(|&j| job.x1[j]).collect();
+            let labels: Vec<u32> = sigma.iter().map(|&j| job.labels[j]).collect();
+            job.x1.copy_from_slice(&x1);
+            job.labels.copy_from_slice(&labels);
+        });
     }
 
     /// x_t, the network input and its regression target (QR §4.3 through the preconditioning).

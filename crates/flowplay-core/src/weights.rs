@@ -179,8 +179,8 @@ fn parse(bytes: &[u8]) -> Result<(Option<String>, BTreeMap<String, Tensor>), Str
     let available = (bytes.len() - 8) as u64;
     if header_len > available {
         return Err(format!(
-            "the file is truncated or not safetensors: its header claims {header_len} bytes, \
-             but only {available} follow"
+            "this is not a safetensors file, or it is truncated: its header claims \
+             {header_len} bytes, but only {available} follow"
         ));
     }
     let header_end = 8 + header_len as usize;

@@ -1,0 +1,341 @@
+//! End-to-end tests of the `flowplay` binary: outputs, reproducibility, and bad input.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn flowplay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flowplay"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flowplay-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A small, fast training run.
+const SMALL: &[&str] = &[
+    "train", "--t-dim", "16", "--batch", "128", "--steps", "60", "--eval-n", "200", "--quiet",
+];
+
+fn train_small(dir: &Path, extra: &[&str]) -> Output {
+    let out = dir.to_str().unwrap();
+    let mut args: Vec<&str> = SMALL.to_vec();
+    if !extra.contains(&"--hidden") {
+        args.extend_from_slice(&["--hidden", "32"]);
+    }
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", out]);
+    flowplay(&args)
+}
+
+/// Asserts a failure: exit status 2 and exactly one line on stderr that contains `needle`.
+#[track_caller]
+fn assert_bad_input(output: &Output, needle: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one line expected, got: {err}"
+    );
+    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+}
+
+#[test]
+fn train_writes_every_output_and_is_reproducible() {
+    let dir = scratch("train");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for target in [&a, &b] {
+        let output = train_small(target, &["--seed", "7"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    for file in [
+        "config.json",
+        "metrics.json",
+        "weights.safetensors",
+        "weights_ema.safetensors",
+        "samples.csv",
+        "plot.png",
+    ] {
+        assert!(a.join(file).is_file(), "{file} missing");
+    }
+    // Same seed, same result, bit for bit.
+    for file in ["weights.safetensors", "samples.csv"] {
+        assert_eq!(
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+            "{file} differs between two runs with the same seed"
+        );
+    }
+    let samples = std::fs::read_to_string(a.join("samples.csv")).unwrap();
+    assert!(samples.starts_with("x,y\n"));
+    assert_eq!(samples.lines().count(), 201);
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["loss"].as_array().unwrap().len(), 60);
+    assert!(metrics["final_quality_raw"]["w2"].as_f64().unwrap() > 0.0);
+    // No staging directory is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Sample from the weights, with trajectories, and evaluate.
+    let weights = a.join("weights.safetensors");
+    let csv = dir.join("s.csv");
+    let traj = dir.join("t.csv");
+    let output = flowplay(&[
+        "sample",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--solver",
+        "heun",
+        "--steps",
+        "5",
+        "--n",
+        "50",
+        "--out",
+        csv.to_str().unwrap(),
+        "--trajectories",
+        traj.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("10 evaluations"));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 51);
+    let traj_text = std::fs::read_to_string(&traj).unwrap();
+    assert!(traj_text.starts_with("particle,step,t,x,y,x_hat,y_hat\n"));
+    assert_eq!(traj_text.lines().count(), 1 + 50 * 6);
+    let output = flowplay(&[
+        "eval",
+        "--samples",
+        csv.to_str().unwrap(),
+        "--dataset",
+        "moons",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("W2 "));
+}
+
+#[test]
+fn conditional_training_reflow_and_guided_sampling() {
+    let dir = scratch("cond");
+    let run = dir.join("run");
+    let output = train_small(
+        &run,
+        &[
+            "--class-cond",
+            "--reflow",
+            "1",
+            "--reflow-steps",
+            "20",
+            "--reflow-pairs",
+            "256",
+            "--reflow-solver-steps",
+            "4",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(run.join("weights_round1.safetensors").is_file());
+    let weights = run.join("weights.safetensors");
+    let csv = dir.join("c.csv");
+    let args = [
+        "sample",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--n",
+        "20",
+        "--class",
+        "1",
+        "--cfg",
+        "2.5",
+        "--steps",
+        "4",
+        "--out",
+        csv.to_str().unwrap(),
+    ];
+    let output = flowplay(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("x,y,label\n") && text.lines().skip(1).all(|l| l.ends_with(",1")));
+    // A class the model does not know.
+    let mut bad = args;
+    bad[6] = "5";
+    assert_bad_input(&flowplay(&bad), "class 5 does not exist");
+}
+
+#[test]
+fn bad_training_input_is_refused_without_output() {
+    let dir = scratch("bad-train");
+    let out = dir.join("never");
+    let o = out.to_str().unwrap();
+    let junk = dir.join("junk.csv");
+    std::fs::write(&junk, "x,y\n0.5,1\n2,abc\n").unwrap();
+    let junk = junk.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["train", "--dataset", "mooons", "--out", o],
+            "unknown dataset 'mooons'",
+        ),
+        (
+            &["train", "--hidden", "0", "--out", o],
+            "hidden must be between 1 and 4096, got 0",
+        ),
+        (
+            &["train", "--batch", "0", "--out", o],
+            "batch must be between 1",
+        ),
+        (&["train", "--batch", "-5", "--out", o], "--batch"),
+        (
+            &["train", "--t-dim", "7", "--out", o],
+            "t-dim must be an even number",
+        ),
+        (
+            &["train", "--lr", "-1", "--out", o],
+            "learning rate must be positive",
+        ),
+        (
+            &["train", "--steps", "0", "--out", o],
+            "--steps must be at least 1",
+        ),
+        (
+            &["train", "--path", "ve", "--sigma-max", "0.001", "--out", o],
+            "sigma-max of VE must be larger",
+        ),
+        (
+            &["train", "--sigma-max", "5", "--out", o],
+            "--sigma-max applies only to the ve path",
+        ),
+        (
+            &[
+                "train",
+                "--dataset",
+                "checkerboard",
+                "--class-cond",
+                "--out",
+                o,
+            ],
+            "has none",
+        ),
+        (
+            &["train", "--points", junk, "--out", o],
+            "junk.csv, line 3: y 'abc' is not a number",
+        ),
+        (&["train", "--solver", "euler", "--out", o], "--solver"),
+    ];
+    for (args, needle) in cases {
+        let output = flowplay(args);
+        assert_bad_input(&output, needle);
+        assert!(!out.exists(), "{args:?} left {}", out.display());
+    }
+}
+
+#[test]
+fn a_diverging_learning_rate_stops_cleanly() {
+    let dir = scratch("diverge");
+    let out = dir.join("run");
+    let output = train_small(&out, &["--lr", "1e30", "--clip", "0"]);
+    assert_bad_input(&output, "training diverged at step");
+    assert!(stderr(&output).contains("lower the learning rate"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn bad_weights_and_samples_are_explained() {
+    let dir = scratch("bad-files");
+    let run = dir.join("run");
+    assert!(train_small(&run, &[]).status.success());
+    let good = std::fs::read(run.join("weights.safetensors")).unwrap();
+    let out = dir.join("s.csv");
+    let o = out.to_str().unwrap();
+    let sample =
+        |weights: &Path| flowplay(&["sample", "--weights", weights.to_str().unwrap(), "--out", o]);
+
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &good[..good.len() - 100]).unwrap();
+    assert_bad_input(&sample(&truncated), "the file is truncated");
+
+    let tiny = dir.join("tiny.safetensors");
+    std::fs::write(&tiny, &good[..4]).unwrap();
+    assert_bad_input(&sample(&tiny), "truncated");
+
+    let nan = dir.join("nan.safetensors");
+    let mut bytes = good.clone();
+    let at = bytes.len() - 4;
+    bytes[at..].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&nan, &bytes).unwrap();
+    assert_bad_input(&sample(&nan), "holds NaN");
+
+    let text = dir.join("text.safetensors");
+    std::fs::write(&text, b"this is not a weights file at all").unwrap();
+    assert_bad_input(&sample(&text), "not a safetensors file");
+
+    // Weights of another network shape, claiming to be this one.
+    let other = dir.join("other");
+    assert!(train_small(&other, &["--hidden", "24"]).status.success());
+    let mut mixed = std::fs::read(other.join("weights.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(mixed[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(mixed[8..8 + header_len].to_vec()).unwrap();
+    let lied = header.replacen("\\\"hidden\\\":24", "\\\"hidden\\\":32", 1);
+    mixed[8..8 + header_len].copy_from_slice(lied.as_bytes());
+    let wrong = dir.join("wrong.safetensors");
+    std::fs::write(&wrong, &mixed).unwrap();
+    assert_bad_input(&sample(&wrong), "has shape [24, 16], expected [32, 16]");
+
+    assert_bad_input(&sample(&dir.join("missing.safetensors")), "cannot read");
+    assert!(!out.exists(), "a failed sample left {o}");
+
+    let weights = run.join("weights.safetensors");
+    let w = weights.to_str().unwrap();
+    assert_bad_input(
+        &flowplay(&["sample", "--weights", w, "--n", "0", "--out", o]),
+        "--n must be between 1",
+    );
+    assert_bad_input(
+        &flowplay(&["sample", "--weights", w, "--steps", "0", "--out", o]),
+        "steps must be between 1",
+    );
+    assert_bad_input(
+        &flowplay(&["sample", "--weights", w, "--class", "1", "--out", o]),
+        "trained without classes",
+    );
+    assert_bad_input(
+        &flowplay(&["sample", "--weights", w, "--path", "ve", "--out", o]),
+        "records how it was trained",
+    );
+
+    // eval: junk on a line, and sizes that differ.
+    let junk = dir.join("junk.csv");
+    std::fs::write(&junk, "x,y\n1,2\n3,4\n5;6\n").unwrap();
+    assert_bad_input(
+        &flowplay(&["eval", "--samples", junk.to_str().unwrap()]),
+        "junk.csv, line 4: expected 2 or 3 comma-separated values",
+    );
+    let small = dir.join("small.csv");
+    std::fs::write(&small, "x,y\n1,2\n").unwrap();
+    let two = dir.join("two.csv");
+    std::fs::write(&two, "1,2\n3,4\n").unwrap();
+    assert_bad_input(
+        &flowplay(&[
+            "eval",
+            "--samples",
+            small.to_str().unwrap(),
+            "--points",
+            two.to_str().unwrap(),
+        ]),
+        "exact W2 needs equal sizes",
+    );
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The project's test command, and exactly what CI runs (via .ci/run):
+# formatting, lints on native and wasm32, every test, then the end-to-end quality checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy, native"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "clippy, wasm32 (the crates that run in the browser)"
+cargo clippy -p flowplay-core --target wasm32-unknown-unknown --locked -- -D warnings
+
+step "tests (unit, fixtures against the PyTorch reference, CLI end to end)"
+cargo test --workspace --locked
+
+step "end-to-end quality: the README's seed-recipe commands, and the default configuration"
+cargo build --release --locked -p flowplay-cli
+tests/quality.sh target/release/flowplay
+
+step "all checks passed"
