@@ -13,7 +13,7 @@ step "clippy, native"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "clippy, wasm32 (the crates that run in the browser)"
-cargo clippy -p flowplay-core --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p flowplay-core -p flowplay-app --target wasm32-unknown-unknown --locked -- -D warnings
 
 step "tests (unit, fixtures against the PyTorch reference, CLI end to end)"
 cargo test --workspace --locked

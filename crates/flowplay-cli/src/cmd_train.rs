@@ -48,8 +48,12 @@ pub(crate) enum WeightsName {
     Ema,
 }
 
-/// Options of `flowplay train`. Defaults not set by the seed recipe follow the Quick
-/// Reference (§4.4): constant learning rate, clip 1, EMA 0.9999, no weight decay, t unscaled.
+/// The defaults of every option: `TrainConfig::default()`, the recommended configuration.
+static DEFAULTS: std::sync::LazyLock<TrainConfig> = std::sync::LazyLock::new(TrainConfig::default);
+
+/// Options of `flowplay train`. The defaults are `TrainConfig::default()`: the Quick Reference's
+/// conventions (constant learning rate, clip 1, no weight decay, t unscaled, depth 2) with the
+/// recommended size and length.
 #[derive(Debug, clap::Args)]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct TrainArgs {
@@ -69,23 +73,23 @@ pub(crate) struct TrainArgs {
     pub(crate) time: TimeArgs,
 
     /// Width of the hidden layers and of the time embedding.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = DEFAULTS.mlp.hidden)]
     pub(crate) hidden: usize,
     /// Hidden layers after the input (QR: 2).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = DEFAULTS.mlp.depth)]
     pub(crate) depth: usize,
     /// Size of the sinusoidal time embedding (even).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = DEFAULTS.mlp.t_dim)]
     pub(crate) t_dim: usize,
     /// The network sees t_scale·t: 1 as in the Quick Reference, 1000 as in TRELLIS.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = DEFAULTS.mlp.t_scale)]
     pub(crate) t_scale: f32,
 
     /// Samples per training step.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = DEFAULTS.batch)]
     pub(crate) batch: usize,
     /// Peak learning rate of AdamW.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = DEFAULTS.optimizer.lr)]
     pub(crate) lr: f32,
     /// Learning-rate schedule.
     #[arg(long, value_enum, default_value = "constant")]
@@ -94,16 +98,16 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub(crate) warmup: u64,
     /// AdamW's decoupled weight decay.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = DEFAULTS.optimizer.weight_decay)]
     pub(crate) weight_decay: f32,
     /// Clip the global gradient norm to this; 0 disables.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) clip: f32,
     /// EMA decay of the parameters (QR §4.4).
-    #[arg(long, default_value_t = 0.9999)]
+    #[arg(long, default_value_t = DEFAULTS.ema_decay)]
     pub(crate) ema_decay: f32,
     /// Training steps (of the first round).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = DEFAULTS.steps)]
     pub(crate) steps: u64,
     /// Seed: data pool, initial weights and every batch. Same seed, same result.
     #[arg(long, default_value_t = 0)]
@@ -121,7 +125,7 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub(crate) class_cond: bool,
     /// Probability of dropping a label to ∅ during training (for guidance).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = DEFAULTS.p_drop)]
     pub(crate) p_drop: f32,
     /// Guidance scale used for the evaluation samples of a conditional model.
     #[arg(long, default_value_t = 1.0)]
@@ -156,7 +160,7 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value_t = 2000)]
     pub(crate) eval_n: usize,
     /// Data pool size batches draw from.
-    #[arg(long, default_value_t = 65_536)]
+    #[arg(long, default_value_t = DEFAULTS.pool_size)]
     pub(crate) pool: usize,
 
     /// Worker threads (0: one per core).

@@ -250,7 +250,7 @@ pub fn draw_source(
             let key = rng::key_from_seed(seed ^ 0x5eed_5a3f_1e50_0bce);
             Ok((0..n)
                 .map(|i| {
-                    let bits = rng::threefry2x32(key, [i as u32, (i >> 32) as u32]);
+                    let bits = rng::threefry2x32(key, [i as u32, ((i as u64) >> 32) as u32]);
                     rng::normal_pair(bits)
                 })
                 .collect())
