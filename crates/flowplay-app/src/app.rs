@@ -379,3 +379,95 @@ impl eframe::App for PlaygroundApp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Settings {
+        Settings {
+            hidden: 32,
+            batch: 64,
+            particles: 40,
+            sample_steps: 5,
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_frame_of_training_advances_and_the_flow_follows() {
+        let mut app = PlaygroundApp::with_settings(small());
+        app.training = true;
+        app.train_for_a_frame();
+        assert!(app.trainer.steps_done() > 0);
+        app.refresh_flow();
+        let flow = app.flow.as_ref().expect("particles are integrated");
+        assert_eq!(flow.frames(), 6);
+        assert_eq!(flow.positions.len(), 40 * 6);
+        assert!(app.status_line().starts_with("flowplay · training · step "));
+    }
+
+    #[test]
+    fn switching_the_path_keeps_the_weights_and_a_new_width_does_not() {
+        let mut app = PlaygroundApp::with_settings(small());
+        app.train_for_a_frame();
+        let weights = app.trainer.params().to_vec();
+        let mut edited = app.settings.clone();
+        edited.path = PathKind::VpCosine;
+        edited.lr = 5e-3;
+        app.apply_settings(edited);
+        assert_eq!(app.trainer.params(), weights.as_slice());
+        assert_eq!(
+            app.trainer.config().path,
+            flowplay_core::path::Path::VpCosine
+        );
+        assert!(app.flow_stale, "a new path needs new particles");
+
+        let mut wider = app.settings.clone();
+        wider.hidden = 64;
+        app.apply_settings(wider);
+        assert_eq!(app.trainer.steps_done(), 0);
+        assert_eq!(app.trainer.config().mlp.hidden, 64);
+    }
+
+    #[test]
+    fn a_diverging_learning_rate_pauses_with_a_notice() {
+        let mut app = PlaygroundApp::with_settings(Settings {
+            lr: 1e-2,
+            ..small()
+        });
+        let mut config = app.trainer.config().clone();
+        config.optimizer.lr = 1e30;
+        config.clip_norm = None;
+        app.trainer
+            .set_config(config)
+            .expect("only the learning rate changed");
+        app.training = true;
+        for _ in 0..20 {
+            if !app.training {
+                break;
+            }
+            app.train_for_a_frame();
+        }
+        assert!(!app.training);
+        let notice = app.notice.as_deref().unwrap_or_default();
+        assert!(
+            notice.contains("diverged") && notice.contains("last good step"),
+            "{notice}"
+        );
+    }
+
+    #[test]
+    fn particles_interpolate_between_grid_nodes() {
+        let traj = Trajectories {
+            times: vec![0.0, 0.5, 1.0],
+            positions: vec![[0.0, 0.0], [1.0, 2.0], [3.0, 2.0]],
+            ..Trajectories::default()
+        };
+        let close =
+            |a: [f32; 2], b: [f32; 2]| (a[0] - b[0]).abs() < 1e-6 && (a[1] - b[1]).abs() < 1e-6;
+        assert!(close(canvas::position_at(&traj, 0, 0.25), [0.5, 1.0]));
+        assert!(close(canvas::position_at(&traj, 0, 0.75), [2.0, 2.0]));
+        assert!(close(canvas::position_at(&traj, 0, 1.0), [3.0, 2.0]));
+    }
+}
