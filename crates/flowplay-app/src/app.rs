@@ -340,7 +340,7 @@ impl eframe::App for PlaygroundApp {
                     .y_axis_label("loss")
                     .allow_scroll(false)
                     .show(ui, |plot_ui| {
-                        plot_ui.line(Line::new("training loss", points))
+                        plot_ui.line(Line::new("training loss", points));
                     });
             });
         egui::CentralPanel::default().show(ui, |ui| {
