@@ -26,12 +26,7 @@ impl Staged {
                 destination.display()
             );
         }
-        let parent = match destination.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&parent)
-            .with_context(|| format!("cannot create the directory {}", parent.display()))?;
+        let parent = existing_parent(destination)?;
         let name = destination
             .file_name()
             .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
@@ -81,12 +76,7 @@ impl Drop for Staged {
 
 /// Writes one file atomically: to a temporary name beside it, then renamed.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create the directory {}", parent.display()))?;
+    let parent = existing_parent(path)?;
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
@@ -104,10 +94,16 @@ pub(crate) fn check_writable(path: &Path) -> Result<()> {
     if path.is_dir() {
         anyhow::bail!("{} is a directory, not a file name", path.display());
     }
+    existing_parent(path).map(|_| ())
+}
+
+/// The directory `path` lives in (`.` for a bare file name), created if missing.
+fn existing_parent(path: &Path) -> Result<PathBuf> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create the directory {}", parent.display()))
+        .with_context(|| format!("cannot create the directory {}", parent.display()))?;
+    Ok(parent)
 }
