@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use flowplay_core::data::{Dataset, Points, points_to_csv};
-use flowplay_core::flow::{DataSource, FlowModel, Geometry};
+use flowplay_core::flow::{DataSource, Geometry};
 use flowplay_core::metrics::Quality;
 use flowplay_core::mlp::MlpConfig;
 use flowplay_core::optim::AdamWConfig;
@@ -212,6 +212,9 @@ struct RoundMetrics {
     quality_raw: Quality,
     quality_ema: Quality,
     one_step_euler_w2_raw: f64,
+    /// The raw weights' evaluation samples (for samples.csv and plot.png).
+    #[serde(skip)]
+    samples_raw: Points,
 }
 
 #[derive(Serialize)]
@@ -306,8 +309,8 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
     // Final outputs: the evaluation samples of the raw weights, both weight sets, the plot.
     let raw = trainer.model(false);
     let ema = trainer.model(true);
-    let samples = eval_samples(&raw, &eval, &eval_data, config.seed)?;
     let last = rounds.last().context("no training round ran")?;
+    let samples = &last.samples_raw;
     let threads = flowplay_core::par::threads();
     let config_file = ConfigFile {
         flowplay_version: env!("CARGO_PKG_VERSION"),
@@ -338,7 +341,7 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
     )?;
     staged.write("weights.safetensors", &weights::to_safetensors(&raw))?;
     staged.write("weights_ema.safetensors", &weights::to_safetensors(&ema))?;
-    staged.write("samples.csv", points_to_csv(&samples).as_bytes())?;
+    staged.write("samples.csv", points_to_csv(samples).as_bytes())?;
     let title = format!(
         "{} · {} · W2 {:.3}",
         config.dataset.name(),
@@ -467,32 +470,6 @@ fn eval_points(config: &TrainConfig, custom: Option<&Points>, n: usize) -> Resul
     })
 }
 
-fn eval_samples(
-    model: &FlowModel,
-    eval: &EvalSettings,
-    data: &Points,
-    seed: u64,
-) -> Result<Points> {
-    let request = flowplay_core::flow::SampleRequest {
-        sampler: eval.sampler,
-        n: data.len(),
-        seed: seed.wrapping_add(0x5A3F),
-        labels: model
-            .spec
-            .mlp
-            .is_conditional()
-            .then(|| data.labels.clone())
-            .flatten(),
-        cfg_scale: eval.cfg_scale,
-        record: flowplay_core::sampler::Record::NONE,
-    };
-    let out = model.sample(&request, None)?;
-    Ok(match request.labels {
-        Some(labels) => Points::labelled(out.x, labels)?,
-        None => Points::unlabelled(out.x),
-    })
-}
-
 fn measure_round(
     trainer: &CpuTrainer,
     round: usize,
@@ -521,8 +498,8 @@ fn measure_round(
             )
         },
     );
-    let (quality_raw, quality_ema) = (quality_raw?, quality_ema?);
-    let (one_step_w2, geometry_raw) = (one_step_w2?.w2, geometry_raw?);
+    let (evaluation_raw, quality_ema) = (quality_raw?, quality_ema?.quality);
+    let (one_step_w2, geometry_raw) = (one_step_w2?.quality.w2, geometry_raw?);
     let losses = trainer.losses();
     let tail = &losses[losses.len().saturating_sub(100)..];
     Ok(RoundMetrics {
@@ -532,9 +509,10 @@ fn measure_round(
         steps_per_second: steps as f64 / seconds,
         final_loss: tail.iter().sum::<f32>() / tail.len().max(1) as f32,
         geometry_raw,
-        quality_raw,
+        quality_raw: evaluation_raw.quality,
         quality_ema,
         one_step_euler_w2_raw: one_step_w2,
+        samples_raw: evaluation_raw.samples,
     })
 }
 

@@ -199,9 +199,9 @@ impl FlowModel {
         })
     }
 
-    /// W2, sliced W2 and MMD of as many samples as `data` has points, against `data` (fresh
-    /// points the model never saw). For a conditional model the samples get the points' labels
-    /// (and guidance `cfg_scale`).
+    /// Draws as many samples as `data` has points and measures W2, sliced W2 and MMD against
+    /// `data` (fresh points the model never saw). For a conditional model the samples get the
+    /// points' labels (and guidance `cfg_scale`).
     pub fn evaluate(
         &self,
         sampler: &SamplerConfig,
@@ -209,7 +209,7 @@ impl FlowModel {
         cfg_scale: f32,
         data: &Points,
         custom_source: Option<&Points>,
-    ) -> Result<Quality, Error> {
+    ) -> Result<Evaluation, Error> {
         let labels = if self.spec.mlp.is_conditional() {
             data.labels.clone()
         } else {
@@ -224,8 +224,22 @@ impl FlowModel {
             record: Record::NONE,
         };
         let out = self.sample(&request, custom_source)?;
-        Quality::measure(&out.x, &data.xy)
+        let quality = Quality::measure(&out.x, &data.xy)?;
+        let samples = match request.labels {
+            Some(labels) => Points::labelled(out.x, labels)?,
+            None => Points::unlabelled(out.x),
+        };
+        Ok(Evaluation { quality, samples })
     }
+}
+
+/// Samples of a model and how close they are to the data.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// W2, sliced W2, MMD against the data.
+    pub quality: Quality,
+    /// The samples (with the labels they were generated for, if conditional).
+    pub samples: Points,
 }
 
 /// Flow geometry (Liu et al. 2022).

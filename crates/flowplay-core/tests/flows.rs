@@ -56,6 +56,7 @@ fn w2(trainer: &CpuTrainer, solver: Solver, steps: usize) -> f64 {
         .model(false)
         .evaluate(&SamplerConfig::new(solver, steps), 5, 1.0, &data, None)
         .unwrap()
+        .quality
         .w2
 }
 
