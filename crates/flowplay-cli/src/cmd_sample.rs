@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use flowplay_core::data::{Points, points_to_csv};
-use flowplay_core::flow::SampleRequest;
+use flowplay_core::flow::{DataSource, SampleRequest};
 use flowplay_core::sampler::{Record, SamplerConfig, Trajectories};
 use flowplay_core::weights;
 
@@ -44,6 +44,9 @@ pub(crate) struct SampleArgs {
     /// Where to write the samples (CSV with header x,y).
     #[arg(long)]
     pub(crate) out: PathBuf,
+    /// For a model trained from your own source points: those points (CSV x,y[,label]).
+    #[arg(long, value_name = "CSV")]
+    pub(crate) source_points: Option<PathBuf>,
     /// Also write every particle's trajectory and predicted endpoints x̂ to this CSV.
     #[arg(long)]
     pub(crate) trajectories: Option<PathBuf>,
@@ -95,6 +98,19 @@ pub(crate) fn run(args: &SampleArgs) -> Result<()> {
         );
     }
     let model = loaded.model;
+    let source_points = match (&model.spec.source, &args.source_points) {
+        (DataSource::Custom { name }, None) => anyhow::bail!(
+            "{} was trained to start from the points of '{name}': give them with --source-points",
+            args.weights.display()
+        ),
+        (DataSource::Custom { .. }, Some(file)) => Some(spec::read_points(file)?),
+        (DataSource::Builtin(_), Some(_)) => anyhow::bail!(
+            "{} starts from {}, not from custom points: drop --source-points",
+            args.weights.display(),
+            model.spec.source.name()
+        ),
+        (DataSource::Builtin(_), None) => None,
+    };
     let labels = args.class.map(|c| vec![c; args.n]);
     let request = SampleRequest {
         sampler,
@@ -108,7 +124,7 @@ pub(crate) fn run(args: &SampleArgs) -> Result<()> {
             velocities: false,
         },
     };
-    let out = model.sample(&request, None)?;
+    let out = model.sample(&request, source_points.as_ref())?;
     if out.x.iter().any(|p| !p[0].is_finite() || !p[1].is_finite()) {
         anyhow::bail!(
             "the ODE diverged: some samples are not finite (try more --steps or another --solver)"

@@ -66,6 +66,9 @@ pub(crate) struct TrainArgs {
     /// Source distribution p₀: normal (N(0, I)) or any dataset name (data-to-data transport).
     #[arg(long, default_value = "normal", value_parser = spec::parse_dataset)]
     pub(crate) source: Dataset,
+    /// Start from your own points instead: a CSV with columns x,y[,label].
+    #[arg(long, value_name = "CSV", conflicts_with = "source")]
+    pub(crate) source_points: Option<PathBuf>,
 
     #[command(flatten)]
     pub(crate) path: PathArgs,
@@ -235,7 +238,8 @@ struct MetricsFile<'a> {
 pub(crate) fn run(args: &TrainArgs) -> Result<()> {
     crate::init_threads(args.threads)?;
     let (dataset, custom_data) = spec::data_source(args.dataset, args.points.as_deref())?;
-    let config = train_config(args, dataset.clone(), custom_data.as_ref())?;
+    let (source, custom_source) = spec::data_source(args.source, args.source_points.as_deref())?;
+    let config = train_config(args, dataset, source, custom_data.as_ref())?;
     let eval = EvalSettings {
         sampler: SamplerConfig::new(args.eval_solver.into(), args.eval_steps),
         nfe: args.eval_steps
@@ -266,12 +270,8 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
 
     // Everything is checked; from here on, outputs are staged and appear only on success.
     let staged = Staged::new(&args.out)?;
-    let mut trainer = match &custom_data {
-        Some(points) => {
-            CpuTrainer::with_data(config.clone(), points.clone(), source_pool(&config)?)
-        }
-        None => CpuTrainer::new(config.clone()),
-    }?;
+    let mut trainer =
+        CpuTrainer::with_custom(config.clone(), custom_data.clone(), custom_source.clone())?;
     let eval_data = eval_points(&config, custom_data.as_ref(), args.eval_n)?;
 
     let started = Instant::now();
@@ -379,6 +379,7 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
 fn train_config(
     args: &TrainArgs,
     dataset: DataSource,
+    source: DataSource,
     custom: Option<&Points>,
 ) -> Result<TrainConfig> {
     let data_rms = match (&dataset, custom) {
@@ -400,7 +401,7 @@ fn train_config(
     let num_classes = if args.class_cond { classes } else { 0 };
     let config = TrainConfig {
         dataset,
-        source: DataSource::Builtin(args.source),
+        source,
         path: args.path.resolve(data_rms)?,
         time_sampling: args.time.resolve()?,
         mlp: MlpConfig {
@@ -442,15 +443,6 @@ fn train_config(
     Ok(config)
 }
 
-/// The source pool for a trainer on custom data (`None` for N(0, I)).
-fn source_pool(config: &TrainConfig) -> Result<Option<Points>> {
-    Ok(match &config.source {
-        DataSource::Builtin(Dataset::Normal) => None,
-        DataSource::Builtin(d) => Some(d.sample(config.pool_size, config.seed ^ 0x50_05CE)),
-        DataSource::Custom { name } => anyhow::bail!("custom source '{name}' is not supported"),
-    })
-}
-
 /// Held-out points to evaluate against: a fresh draw of a built-in dataset (a seed the training
 /// pool never used), or a resample of the user's points.
 fn eval_points(config: &TrainConfig, custom: Option<&Points>, n: usize) -> Result<Points> {
@@ -481,20 +473,21 @@ fn measure_round(
     let raw = trainer.model(false);
     let ema = trainer.model(true);
     let seed = trainer.config().seed.wrapping_add(0x5A3F);
+    let source = trainer.source_pool();
     let one_step = SamplerConfig::new(flowplay_core::sampler::Solver::Euler, 1);
     // Four independent measurements; each exact W2 is one long sequential solve, so run them
     // side by side.
     let ((quality_raw, quality_ema), (one_step_w2, geometry_raw)) = rayon::join(
         || {
             rayon::join(
-                || raw.evaluate(&eval.sampler, seed, eval.cfg_scale, data, None),
-                || ema.evaluate(&eval.sampler, seed, eval.cfg_scale, data, None),
+                || raw.evaluate(&eval.sampler, seed, eval.cfg_scale, data, source),
+                || ema.evaluate(&eval.sampler, seed, eval.cfg_scale, data, source),
             )
         },
         || {
             rayon::join(
-                || raw.evaluate(&one_step, seed, eval.cfg_scale, data, None),
-                || raw.geometry(2000, seed ^ 0x6E0, None),
+                || raw.evaluate(&one_step, seed, eval.cfg_scale, data, source),
+                || raw.geometry(2000, seed ^ 0x6E0, source),
             )
         },
     );

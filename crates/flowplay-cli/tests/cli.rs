@@ -178,6 +178,49 @@ fn conditional_training_reflow_and_guided_sampling() {
 }
 
 #[test]
+fn your_own_points_as_data_and_as_source() {
+    let dir = scratch("own-points");
+    let data = dir.join("data.csv");
+    let source = dir.join("source.csv");
+    let ring: String = (0..64)
+        .map(|i| {
+            let a = f64::from(i) * std::f64::consts::TAU / 64.0;
+            format!("{},{}\n", 2.0 * a.cos(), 2.0 * a.sin())
+        })
+        .collect();
+    std::fs::write(&data, format!("x,y\n{ring}")).unwrap();
+    std::fs::write(&source, "x,y\n0,0\n0.1,0\n0,0.1\n-0.1,-0.1\n").unwrap();
+    let run = dir.join("run");
+    let output = train_small(
+        &run,
+        &[
+            "--points",
+            data.to_str().unwrap(),
+            "--source-points",
+            source.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let weights = run.join("weights.safetensors");
+    let out = dir.join("s.csv");
+    let base = [
+        "sample",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--n",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    assert_bad_input(&flowplay(&base), "give them with --source-points");
+    let mut with_source = base.to_vec();
+    with_source.extend_from_slice(&["--source-points", source.to_str().unwrap()]);
+    let output = flowplay(&with_source);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 11);
+}
+
+#[test]
 fn bad_training_input_is_refused_without_output() {
     let dir = scratch("bad-train");
     let out = dir.join("never");

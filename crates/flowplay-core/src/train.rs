@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::assignment;
-use crate::data::Points;
+use crate::data::{Dataset, Points};
 use crate::flow::{DataSource, FlowModel, ModelSpec, SampleRequest, draw_source};
 use crate::mlp::{Mlp, MlpConfig, Prepared, Workspace, mse_loss_grad};
 use crate::optim::{AdamW, AdamWConfig, clip_grad_norm, ema_update, grad_norm};
@@ -120,7 +120,7 @@ impl Default for TrainConfig {
     /// has the figures). The EMA decay is 0.999: QR's 0.9999 suits runs ten times longer.
     fn default() -> Self {
         Self {
-            dataset: DataSource::Builtin(crate::data::Dataset::Moons),
+            dataset: DataSource::Builtin(Dataset::Moons),
             source: DataSource::NORMAL,
             path: Path::RECTIFIED_FLOW,
             time_sampling: TimeSampling::LOGIT_NORMAL,
@@ -311,16 +311,36 @@ pub struct CpuTrainer {
 impl CpuTrainer {
     /// A trainer on a built-in dataset (and source), drawing its pools from the seed.
     pub fn new(config: TrainConfig) -> Result<Self, Error> {
-        let data = pool_for(&config.dataset, config.pool_size, config.seed, None)?;
-        let source = if config.source.is_standard_normal() {
-            None
-        } else {
-            Some(pool_for(
-                &config.source,
-                config.pool_size,
-                config.seed ^ 0x50_05CE,
-                None,
-            )?)
+        Self::with_custom(config, None, None)
+    }
+
+    /// A trainer where the user's own points stand in for a custom dataset and/or source (as
+    /// the config names them); built-in ones are drawn from the seed.
+    pub fn with_custom(
+        config: TrainConfig,
+        data: Option<Points>,
+        source: Option<Points>,
+    ) -> Result<Self, Error> {
+        let data = match (&config.dataset, data) {
+            (_, Some(points)) => points,
+            (DataSource::Builtin(dataset), None) => dataset.sample(config.pool_size, config.seed),
+            (DataSource::Custom { name }, None) => {
+                return Err(Error::config(format!(
+                    "the points of '{name}' were not supplied"
+                )));
+            }
+        };
+        let source = match (&config.source, source) {
+            (_, Some(points)) => Some(points),
+            (DataSource::Builtin(Dataset::Normal), None) => None,
+            (DataSource::Builtin(dataset), None) => {
+                Some(dataset.sample(config.pool_size, config.seed ^ 0x50_05CE))
+            }
+            (DataSource::Custom { name }, None) => {
+                return Err(Error::config(format!(
+                    "the source points of '{name}' were not supplied"
+                )));
+            }
         };
         Self::with_data(config, data, source)
     }
@@ -753,21 +773,6 @@ impl CpuTrainer {
         self.round_step = 0;
         self.round_steps = steps;
         Ok(())
-    }
-}
-
-/// A pool of `n` points of `source` (a resample with replacement for custom points).
-fn pool_for(
-    source: &DataSource,
-    n: usize,
-    seed: u64,
-    custom: Option<&Points>,
-) -> Result<Points, Error> {
-    match source {
-        DataSource::Builtin(dataset) => Ok(dataset.sample(n, seed)),
-        DataSource::Custom { .. } => custom
-            .cloned()
-            .ok_or_else(|| Error::config("custom points were not supplied")),
     }
 }
 
