@@ -9,7 +9,7 @@ use flowplay_core::train::CpuTrainer;
 use web_time::{Duration, Instant};
 
 use crate::canvas::{self, View};
-use crate::settings::{PathKind, Settings};
+use crate::settings::{POOL_SIZE, PathKind, Settings};
 
 /// Time per frame spent training, so that the frame stays smooth.
 const TRAIN_BUDGET: Duration = Duration::from_millis(12);
@@ -301,8 +301,10 @@ impl PlaygroundApp {
 
 /// A trainer for `settings`, or why there is none.
 fn build_trainer(settings: &Settings) -> Result<CpuTrainer, String> {
-    let rms = settings.dataset.sample(4096, settings.seed).rms();
-    CpuTrainer::new(settings.train_config(rms)).map_err(|e| e.to_string())
+    // Drawn once; the data scale (VE's σ_data) comes from the pool, as when the path is switched.
+    let pool = settings.dataset.sample(POOL_SIZE, settings.seed);
+    let config = settings.train_config(pool.rms());
+    CpuTrainer::with_custom(config, Some(pool), None).map_err(|e| e.to_string())
 }
 
 impl eframe::App for PlaygroundApp {

@@ -58,6 +58,9 @@ impl PathKind {
     }
 }
 
+/// Points in the data pool the playground trains on.
+pub(crate) const POOL_SIZE: usize = 1 << 14;
+
 /// Every setting of the playground.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Settings {
@@ -119,7 +122,7 @@ impl Settings {
             ema_decay: 0.995,
             steps: u64::MAX,
             seed: self.seed,
-            pool_size: 1 << 14,
+            pool_size: POOL_SIZE,
             ..TrainConfig::default()
         }
     }

@@ -130,10 +130,7 @@ pub(crate) fn run(args: &SampleArgs) -> Result<()> {
             "the ODE diverged: some samples are not finite (try more --steps or another --solver)"
         );
     }
-    let points = match labels {
-        Some(labels) => Points::labelled(out.x, labels)?,
-        None => Points::unlabelled(out.x),
-    };
+    let points = Points::with_labels(out.x, labels)?;
     if let Some(path) = &args.trajectories {
         output::write_file(path, trajectories_csv(&out.trajectories).as_bytes())?;
     }

@@ -239,7 +239,12 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
     crate::init_threads(args.threads)?;
     let (dataset, custom_data) = spec::data_source(args.dataset, args.points.as_deref())?;
     let (source, custom_source) = spec::data_source(args.source, args.source_points.as_deref())?;
-    let config = train_config(args, dataset, source, custom_data.as_ref())?;
+    // The data pool batches draw from: drawn once, and the data scale and classes read off it.
+    let pool = match (&custom_data, args.dataset) {
+        (Some(points), _) => points.clone(),
+        (None, builtin) => builtin.sample(args.pool, args.seed),
+    };
+    let config = train_config(args, dataset, source, &pool)?;
     let eval = EvalSettings {
         sampler: SamplerConfig::new(args.eval_solver.into(), args.eval_steps),
         nfe: args.eval_steps
@@ -270,8 +275,7 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
 
     // Everything is checked; from here on, outputs are staged and appear only on success.
     let staged = Staged::new(&args.out)?;
-    let mut trainer =
-        CpuTrainer::with_custom(config.clone(), custom_data.clone(), custom_source.clone())?;
+    let mut trainer = CpuTrainer::with_custom(config.clone(), Some(pool), custom_source)?;
     let eval_data = eval_points(&config, custom_data.as_ref(), args.eval_n)?;
 
     let started = Instant::now();
@@ -380,18 +384,9 @@ fn train_config(
     args: &TrainArgs,
     dataset: DataSource,
     source: DataSource,
-    custom: Option<&Points>,
+    pool: &Points,
 ) -> Result<TrainConfig> {
-    let data_rms = match (&dataset, custom) {
-        (_, Some(points)) => points.rms(),
-        (DataSource::Builtin(d), None) => d.sample(16_384, args.seed).rms(),
-        (DataSource::Custom { .. }, None) => 1.0,
-    };
-    let classes = match (&dataset, custom) {
-        (_, Some(points)) => points.num_classes,
-        (DataSource::Builtin(d), None) => d.num_classes(),
-        (DataSource::Custom { .. }, None) => 0,
-    };
+    let classes = pool.num_classes;
     if args.class_cond && classes == 0 {
         anyhow::bail!(
             "--class-cond needs class labels, and the dataset '{}' has none",
@@ -402,7 +397,7 @@ fn train_config(
     let config = TrainConfig {
         dataset,
         source,
-        path: args.path.resolve(data_rms)?,
+        path: args.path.resolve(pool.rms())?,
         time_sampling: args.time.resolve()?,
         mlp: MlpConfig {
             hidden: args.hidden,
@@ -452,10 +447,11 @@ fn eval_points(config: &TrainConfig, custom: Option<&Points>, n: usize) -> Resul
             let mut rng = flowplay_core::rng::Rng::with_domain(seed, "eval-resample");
             let picks: Vec<usize> = (0..n).map(|_| rng.below(points.len())).collect();
             let xy = picks.iter().map(|&i| points.xy[i]).collect();
-            match &points.labels {
-                Some(labels) => Points::labelled(xy, picks.iter().map(|&i| labels[i]).collect())?,
-                None => Points::unlabelled(xy),
-            }
+            let labels = points
+                .labels
+                .as_ref()
+                .map(|labels| picks.iter().map(|&i| labels[i]).collect());
+            Points::with_labels(xy, labels)?
         }
         (DataSource::Builtin(d), None) => d.sample(n, seed),
         (DataSource::Custom { name }, None) => anyhow::bail!("the points of '{name}' are missing"),

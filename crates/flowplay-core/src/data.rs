@@ -47,6 +47,14 @@ impl Points {
         })
     }
 
+    /// Points with labels when there are some (`None`: unlabelled).
+    pub fn with_labels(xy: Vec<[f32; 2]>, labels: Option<Vec<u32>>) -> Result<Self, Error> {
+        match labels {
+            Some(labels) => Self::labelled(xy, labels),
+            None => Ok(Self::unlabelled(xy)),
+        }
+    }
+
     /// Number of points.
     pub fn len(&self) -> usize {
         self.xy.len()

@@ -225,10 +225,7 @@ impl FlowModel {
         };
         let out = self.sample(&request, custom_source)?;
         let quality = Quality::measure(&out.x, &data.xy)?;
-        let samples = match request.labels {
-            Some(labels) => Points::labelled(out.x, labels)?,
-            None => Points::unlabelled(out.x),
-        };
+        let samples = Points::with_labels(out.x, request.labels)?;
         Ok(Evaluation { quality, samples })
     }
 }

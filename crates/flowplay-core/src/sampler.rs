@@ -468,38 +468,28 @@ impl VelocityField for MlpField<'_> {
         let pre = self.path.preconditioning(t);
         scratch.t.clear();
         scratch.t.resize(n, t);
-        let labels = if self.mlp.config().is_conditional() {
-            labels
-        } else {
-            None
-        };
-        // A conditional network asked without labels gets the null label (unconditional head).
+        // An unconditional network ignores labels; a conditional one asked without labels gets
+        // the null label (its unconditional head).
         let null_labels;
         let labels = match (self.mlp.config().is_conditional(), labels) {
+            (false, _) => None,
+            (true, Some(labels)) => Some(labels),
             (true, None) => {
                 null_labels = vec![self.mlp.config().null_label(); n];
                 Some(null_labels.as_slice())
             }
-            (_, l) => l,
         };
-        if pre.is_identity() {
-            self.mlp.infer(
-                self.params,
-                &self.prepared,
-                &scratch.t,
-                x,
-                labels,
-                &mut scratch.ws,
-                out,
-            );
+        let FieldScratch { ws, t: ts, x_in } = &mut scratch;
+        let network_x = if pre.is_identity() {
+            x
         } else {
-            scratch.x_in.clear();
-            scratch
-                .x_in
-                .extend(x.iter().map(|p| [pre.input * p[0], pre.input * p[1]]));
-            let FieldScratch { ws, t: ts, x_in } = &mut scratch;
-            self.mlp
-                .infer(self.params, &self.prepared, ts, x_in, labels, ws, out);
+            x_in.clear();
+            x_in.extend(x.iter().map(|p| [pre.input * p[0], pre.input * p[1]]));
+            x_in.as_slice()
+        };
+        self.mlp
+            .infer(self.params, &self.prepared, ts, network_x, labels, ws, out);
+        if !pre.is_identity() {
             for (o, p) in out.iter_mut().zip(x) {
                 *o = pre.velocity(*p, *o);
             }
@@ -531,15 +521,16 @@ impl<'a, F: VelocityField> GuidedField<'a, F> {
 impl<F: VelocityField> VelocityField for GuidedField<'_, F> {
     fn velocity(&self, t: f32, x: &[[f32; 2]], labels: Option<&[u32]>, out: &mut [[f32; 2]]) {
         let n = x.len();
-        let null = vec![self.null_label; n];
+        let null = || vec![self.null_label; n];
         let Some(labels) = labels else {
-            self.inner.velocity(t, x, Some(&null), out);
+            self.inner.velocity(t, x, Some(&null()), out);
             return;
         };
         if (self.scale - 1.0).abs() < f32::EPSILON {
             self.inner.velocity(t, x, Some(labels), out);
             return;
         }
+        let null = null();
         let mut unconditional = vec![[0.0; 2]; n];
         self.inner.velocity(t, x, Some(&null), &mut unconditional);
         self.inner.velocity(t, x, Some(labels), out);

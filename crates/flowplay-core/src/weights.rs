@@ -275,10 +275,7 @@ fn parse(bytes: &[u8]) -> Result<(Option<String>, BTreeMap<String, Tensor>), Str
 /// rectified flow from N(0, I) on moons, t unscaled.
 pub fn default_spec() -> ModelSpec {
     ModelSpec {
-        mlp: MlpConfig {
-            t_scale: 1.0,
-            ..MlpConfig::default()
-        },
+        mlp: MlpConfig::default(),
         path: Path::RECTIFIED_FLOW,
         source: DataSource::NORMAL,
         dataset: DataSource::Builtin(crate::data::Dataset::Moons),
