@@ -9,6 +9,7 @@
 //! - [`mlp`]: the QR's `VectorFieldMLP` with a hand-written backward pass;
 //! - [`optim`]: AdamW, gradient clipping and EMA with PyTorch's semantics;
 //! - [`sampler`]: Euler, Heun, RK4, the TRELLIS sampler, classifier-free guidance;
+//! - [`batch`]: the random draws of a training step, shared with the GPU trainer;
 //! - [`train`]: the CPU trainer, minibatch OT coupling and reflow;
 //! - [`metrics`]: W2, sliced W2, MMD, straightness, path energy;
 //! - [`weights`]: safetensors import and export with PyTorch's names;
@@ -17,6 +18,7 @@
 //! No GPU code and no I/O: this crate compiles for `wasm32-unknown-unknown`.
 
 pub mod assignment;
+pub mod batch;
 pub mod data;
 mod error;
 pub mod flow;

@@ -265,6 +265,12 @@ impl Mlp {
         &self.layout
     }
 
+    /// The time embedding's frequencies `f_i = exp(−ln(10000)·i/half)`, `i < t_dim/2`, rounded
+    /// to f32 once (the GPU kernels take this table so that both compute `t·f_i` identically).
+    pub fn freqs(&self) -> &[f32] {
+        &self.freqs
+    }
+
     /// Number of parameters.
     pub fn num_params(&self) -> usize {
         self.layout.total

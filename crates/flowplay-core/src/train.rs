@@ -17,14 +17,14 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::assignment;
+pub use crate::batch::{BatchDraws, BatchPairs, regression_pair};
 use crate::data::{Dataset, Points};
 use crate::flow::{DataSource, FlowModel, ModelSpec, SampleRequest, draw_source};
 use crate::mlp::{Mlp, MlpConfig, Prepared, Workspace, mse_loss_grad};
 use crate::optim::{AdamW, AdamWConfig, clip_grad_norm, ema_update, grad_norm};
 use crate::par;
 use crate::path::{Path, TimeSampling};
-use crate::rng::{self, Rng, stream};
+use crate::rng::{self, Rng};
 use crate::sampler::{Record, SamplerConfig};
 
 /// How source and data samples are paired in a batch.
@@ -274,10 +274,7 @@ const CHUNK_ROWS: usize = 256;
 
 #[derive(Debug, Default)]
 struct Batch {
-    x0: Vec<[f32; 2]>,
-    x1: Vec<[f32; 2]>,
-    labels: Vec<u32>,
-    t: Vec<f32>,
+    pairs: BatchPairs,
     x_in: Vec<[f32; 2]>,
     target: Vec<[f32; 2]>,
     out: Vec<[f32; 2]>,
@@ -535,46 +532,22 @@ impl CpuTrainer {
         })
     }
 
-    /// Fills the batch's x₀, x₁, labels and t for the current step.
+    /// The batch's random draws for the current step: exactly what the GPU trainer draws.
     fn draw_batch(&mut self) {
-        let b = self.config.batch;
-        let key = rng::key_from_seed(self.config.seed);
-        let step = self.step;
-        let batch = &mut self.batch;
-        batch.x0.resize(b, [0.0; 2]);
-        batch.x1.resize(b, [0.0; 2]);
-        batch.t.resize(b, 0.0);
-        batch.labels.resize(b, 0);
-        let conditional = self.config.mlp.is_conditional();
-        let null = self.config.mlp.null_label();
-        for i in 0..b {
-            let counter = |s| [i as u32, stream::word(step, s)];
-            let indices = rng::threefry2x32(key, counter(stream::INDICES));
-            if let Some(pairs) = &self.pairs {
-                let j = rng::index_below(indices[0], pairs.x0.len() as u32) as usize;
-                batch.x0[i] = pairs.x0[j];
-                batch.x1[i] = pairs.x1[j];
-                batch.labels[i] = pairs.labels.as_ref().map_or(0, |l| l[j]);
-            } else {
-                let j = rng::index_below(indices[0], self.data.len() as u32) as usize;
-                batch.x1[i] = self.data.xy[j];
-                batch.labels[i] = self.data.labels.as_ref().map_or(0, |l| l[j]);
-                batch.x0[i] = match &self.source {
-                    None => rng::normal_pair(rng::threefry2x32(key, counter(stream::SOURCE_NOISE))),
-                    Some(pool) => pool.xy[rng::index_below(indices[1], pool.len() as u32) as usize],
-                };
-            }
-            batch.t[i] = self
+        let draws = BatchDraws {
+            key: rng::key_from_seed(self.config.seed),
+            data: &self.data,
+            source: self.source.as_ref(),
+            pairs: self.pairs.as_ref(),
+            time_sampling: self.config.time_sampling,
+            p_drop: self.config.p_drop,
+            null_label: self
                 .config
-                .time_sampling
-                .sample(rng::threefry2x32(key, counter(stream::TIME)));
-            if conditional {
-                let drop = rng::threefry2x32(key, counter(stream::LABEL_DROP));
-                if rng::unit_f32(drop[0]) < self.config.p_drop {
-                    batch.labels[i] = null;
-                }
-            }
-        }
+                .mlp
+                .is_conditional()
+                .then(|| self.config.mlp.null_label()),
+        };
+        draws.fill(self.step, self.config.batch, &mut self.batch.pairs);
     }
 
     /// Minibatch OT: re-pairs x₁ (with its label) to x₀ within blocks of the batch.
@@ -586,31 +559,7 @@ impl CpuTrainer {
             // A reflow coupling is already a deterministic pairing.
             return;
         }
-        let b = self.config.batch;
-        let blocks = b.div_ceil(block);
-        let batch = &mut self.batch;
-        // Blocks are independent: solve them in parallel, each re-pairing its own slice.
-        struct Block<'a> {
-            x0: &'a [[f32; 2]],
-            x1: &'a mut [[f32; 2]],
-            labels: &'a mut [u32],
-        }
-        let (mut x1_rest, mut labels_rest) = (batch.x1.as_mut_slice(), batch.labels.as_mut_slice());
-        let mut jobs: Vec<Block<'_>> = par::split_even(b, blocks)
-            .into_iter()
-            .map(|range| Block {
-                x0: &batch.x0[range.clone()],
-                x1: par::take_front(&mut x1_rest, range.len()),
-                labels: par::take_front(&mut labels_rest, range.len()),
-            })
-            .collect();
-        par::for_each_mut(&mut jobs, |job| {
-            let sigma = assignment::match_points(job.x0, job.x1);
-            let x1: Vec<[f32; 2]> = sigma.iter().map(|&j| job.x1[j]).collect();
-            let labels: Vec<u32> = sigma.iter().map(|&j| job.labels[j]).collect();
-            job.x1.copy_from_slice(&x1);
-            job.labels.copy_from_slice(&labels);
-        });
+        self.batch.pairs.couple_ot(block);
     }
 
     /// x_t, the network input and its regression target (QR §4.3 through the preconditioning).
@@ -620,14 +569,10 @@ impl CpuTrainer {
         let batch = &mut self.batch;
         batch.x_in.resize(b, [0.0; 2]);
         batch.target.resize(b, [0.0; 2]);
+        let pairs = &batch.pairs;
         for i in 0..b {
-            let t = batch.t[i];
-            let c = path.coefficients(t);
-            let x_t = c.interpolate(batch.x0[i], batch.x1[i]);
-            let u = c.velocity(batch.x0[i], batch.x1[i]);
-            let pre = path.preconditioning(t);
-            batch.x_in[i] = [pre.input * x_t[0], pre.input * x_t[1]];
-            batch.target[i] = pre.network_target(x_t, u);
+            (batch.x_in[i], batch.target[i]) =
+                regression_pair(&path, pairs.t[i], pairs.x0[i], pairs.x1[i]);
         }
     }
 
@@ -672,7 +617,12 @@ impl CpuTrainer {
         self.mlp.prepare(&self.params, &mut self.prepared);
         let (mlp, params, workspaces) = (&self.mlp, &self.params, &self.workspaces);
         let prepared = &self.prepared;
-        let (t, x_in, target, labels) = (&batch.t, &batch.x_in, &batch.target, &batch.labels);
+        let (t, x_in, target, labels) = (
+            &batch.pairs.t,
+            &batch.x_in,
+            &batch.target,
+            &batch.pairs.labels,
+        );
         par::for_each_mut(&mut jobs, |job| {
             let mut ws = workspaces
                 .lock()
@@ -872,7 +822,7 @@ mod tests {
             trainer.step().unwrap();
         }
         // Label dropout reaches the null class.
-        assert!(trainer.batch.labels.contains(&2));
+        assert!(trainer.batch.pairs.labels.contains(&2));
     }
 
     #[test]
@@ -882,9 +832,10 @@ mod tests {
         independent.draw_batch();
         let cost = |t: &CpuTrainer| -> f64 {
             t.batch
+                .pairs
                 .x0
                 .iter()
-                .zip(&t.batch.x1)
+                .zip(&t.batch.pairs.x1)
                 .map(|(a, b)| f64::from((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)))
                 .sum()
         };
