@@ -1,0 +1,23 @@
+//! flowplay-gpu: flow-matching training and sampling in WGSL compute shaders, through wgpu.
+//!
+//! Everything takes a `wgpu::Device` and `Queue` it did not create (the app hands over egui's;
+//! [`GpuContext`] makes one for headless use) and stays within WebGPU's default limits. Every
+//! kernel (one per file in `shaders/`) is tested against the CPU reference in `flowplay-core`.
+//!
+//! - [`GpuTrainer`]: the training step of QR §4.4 — batch drawn on the GPU with the core's
+//!   counter-based RNG, forward with the time embedding fused in, hand-written backward, global
+//!   grad-norm clipping, AdamW fused with the EMA — many steps per submission, loss read back
+//!   through a ring of staging buffers without blocking;
+//! - [`GpuSampler`]: Euler, Heun and RK4 (with classifier-free guidance and TRELLIS's time shift)
+//!   over particles in chunks, trajectories, predicted endpoints, a 2-D histogram and the
+//!   velocity field on a grid.
+
+pub mod buffers;
+mod context;
+mod error;
+pub mod kernel;
+mod layout;
+mod uniforms;
+
+pub use context::{GpuContext, REQUIRE_GPU_ENV, check_compute_limits, required_limits};
+pub use error::GpuError;

@@ -1,0 +1,68 @@
+//! Shared by the GPU tests: one device for all of them, and named tolerances.
+#![allow(dead_code, reason = "each test file uses a different part")]
+
+use std::sync::OnceLock;
+
+use flowplay_gpu::{GpuContext, REQUIRE_GPU_ENV};
+
+/// The shared device, or `None` (the test then returns early) when there is no adapter and
+/// `FLOWPLAY_REQUIRE_GPU` is not set. In CI it is set: a missing adapter fails the test.
+pub fn gpu() -> Option<&'static GpuContext> {
+    static CONTEXT: OnceLock<Option<GpuContext>> = OnceLock::new();
+    let context = CONTEXT.get_or_init(|| match GpuContext::new_blocking() {
+        Ok(context) => {
+            eprintln!("GPU tests run on {}", context.describe());
+            Some(context)
+        }
+        Err(e) => {
+            let required = std::env::var(REQUIRE_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
+            assert!(!required, "{REQUIRE_GPU_ENV} is set but no GPU was found: {e}");
+            eprintln!("no GPU, skipping: {e}");
+            None
+        }
+    });
+    context.as_ref()
+}
+
+/// A tolerance relative to the tensor's scale: `|gpu − cpu| ≤ rel·max(|cpu|, rms(cpu)) + abs`.
+/// Measuring against the RMS as well keeps entries that cancel to near zero from failing on
+/// rounding noise alone.
+#[derive(Clone, Copy, Debug)]
+pub struct Tolerance {
+    /// Relative part.
+    pub rel: f64,
+    /// Absolute floor.
+    pub abs: f64,
+}
+
+/// The forward pass: 1e-5 relative (the bound).
+pub const FORWARD: Tolerance = Tolerance { rel: 1e-5, abs: 1e-7 };
+/// Gradients: 1e-4 relative.
+pub const GRADIENTS: Tolerance = Tolerance { rel: 1e-4, abs: 1e-8 };
+/// Optimizer updates (parameters after one AdamW step): 1e-4 relative.
+pub const OPTIMIZER: Tolerance = Tolerance { rel: 1e-4, abs: 1e-8 };
+
+/// Asserts `gpu` matches `cpu` within `tol`, naming the worst element.
+pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: Tolerance) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
+    let rms = (cpu.iter().map(|&c| f64::from(c).powi(2)).sum::<f64>() / cpu.len().max(1) as f64)
+        .sqrt();
+    let mut worst = (0.0_f64, 0_usize);
+    for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
+        let (g, c) = (f64::from(g), f64::from(c));
+        let allowed = tol.rel * c.abs().max(rms) + tol.abs;
+        let excess = (g - c).abs() / allowed;
+        assert!(g.is_finite(), "{what}[{i}]: GPU gave {g}, CPU {c}");
+        if excess > worst.0 {
+            worst = (excess, i);
+        }
+    }
+    let i = worst.1;
+    assert!(
+        worst.0 <= 1.0,
+        "{what}[{i}]: GPU {} vs CPU {} ({:.2}× the tolerance {tol:?}, rms {rms:e})",
+        gpu[i],
+        cpu[i],
+        worst.0
+    );
+}
