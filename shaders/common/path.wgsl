@@ -29,8 +29,8 @@ fn path_coefficients(p: PathParams, t: f32) -> vec4<f32> {
     }
     if (p.kind == PATH_VE) {
         // QR §3.3: x_t = x1 + σ(1−t)·x0, σ(s) = σ_min^(1−s)·σ_max^s.
-        let log_min = log(p.sigma_min);
-        let log_max = log(p.sigma_max);
+        let log_min = ln_f32(p.sigma_min);
+        let log_max = ln_f32(p.sigma_max);
         let s = 1.0 - t;
         let sigma = exp_f32(log_min * (1.0 - s) + log_max * s);
         return vec4<f32>(sigma, 1.0, -sigma * (log_max - log_min), 0.0);
@@ -47,7 +47,7 @@ fn path_preconditioning(p: PathParams, t: f32) -> vec3<f32> {
         return vec3<f32>(1.0, 0.0, 1.0);
     }
     let sigma = path_coefficients(p, t).x;
-    let log_ratio = log(p.sigma_max / p.sigma_min);
+    let log_ratio = ln_f32(p.sigma_max / p.sigma_min);
     let d2 = sigma * sigma + p.sigma_data * p.sigma_data;
     let d = sqrt(d2);
     return vec3<f32>(1.0 / d, -log_ratio * sigma * sigma / d2, log_ratio * sigma * p.sigma_data / d);

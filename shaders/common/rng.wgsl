@@ -58,7 +58,7 @@ fn open_unit_f32(bits: u32) -> f32 {
 
 // Two standard normals (Box–Muller).
 fn normal_pair(bits: vec2<u32>) -> vec2<f32> {
-    let radius = sqrt(-2.0 * log(open_unit_f32(bits.x)));
+    let radius = sqrt(-2.0 * ln_f32(open_unit_f32(bits.x)));
     let sc = sin_cos(TAU * unit_f32(bits.y));
     return vec2<f32>(radius * sc.y, radius * sc.x);
 }

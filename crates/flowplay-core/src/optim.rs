@@ -105,6 +105,22 @@ impl AdamW {
         (&self.m, &self.v)
     }
 
+    /// Restores a saved state (moments and step count), e.g. the GPU trainer's, so training can
+    /// go on here.
+    pub fn restore(&mut self, m: &[f32], v: &[f32], steps: u64) -> Result<(), Error> {
+        if m.len() != self.m.len() || v.len() != self.v.len() {
+            return Err(Error::config(format!(
+                "optimizer state for {} parameters, expected {}",
+                m.len(),
+                self.m.len()
+            )));
+        }
+        self.m.copy_from_slice(m);
+        self.v.copy_from_slice(v);
+        self.step = steps;
+        Ok(())
+    }
+
     /// One update with learning rate `lr` (which a schedule may vary), in the order of PyTorch's
     /// `_single_tensor_adamw`:
     ///

@@ -258,6 +258,45 @@ pub struct CouplingPool {
     pub labels: Option<Vec<u32>>,
 }
 
+/// The data pool and source pool (`None` for N(0, I)) a run with `config` trains on: the user's
+/// own points where given (for a custom dataset or source), built-in ones drawn from the seed.
+/// Shared by the CPU and GPU trainers, so both train on the same pools.
+pub fn resolve_pools(
+    config: &TrainConfig,
+    data: Option<Points>,
+    source: Option<Points>,
+) -> Result<(Points, Option<Points>), Error> {
+    let data = match (&config.dataset, data) {
+        (_, Some(points)) => points,
+        (DataSource::Builtin(dataset), None) => dataset.sample(config.pool_size, config.seed),
+        (DataSource::Custom { name }, None) => {
+            return Err(Error::config(format!(
+                "the points of '{name}' were not supplied"
+            )));
+        }
+    };
+    let source = match (&config.source, source) {
+        (_, Some(points)) => Some(points),
+        (DataSource::Builtin(Dataset::Normal), None) => None,
+        (DataSource::Builtin(dataset), None) => {
+            Some(dataset.sample(config.pool_size, config.seed ^ 0x50_05CE))
+        }
+        (DataSource::Custom { name }, None) => {
+            return Err(Error::config(format!(
+                "the source points of '{name}' were not supplied"
+            )));
+        }
+    };
+    config.validate(&data)?;
+    if !config.source.is_standard_normal() && source.as_ref().is_none_or(Points::is_empty) {
+        return Err(Error::config(format!(
+            "the source '{}' has no points",
+            config.source.name()
+        )));
+    }
+    Ok((data, source))
+}
+
 /// Statistics of one step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepStats {
@@ -318,27 +357,7 @@ impl CpuTrainer {
         data: Option<Points>,
         source: Option<Points>,
     ) -> Result<Self, Error> {
-        let data = match (&config.dataset, data) {
-            (_, Some(points)) => points,
-            (DataSource::Builtin(dataset), None) => dataset.sample(config.pool_size, config.seed),
-            (DataSource::Custom { name }, None) => {
-                return Err(Error::config(format!(
-                    "the points of '{name}' were not supplied"
-                )));
-            }
-        };
-        let source = match (&config.source, source) {
-            (_, Some(points)) => Some(points),
-            (DataSource::Builtin(Dataset::Normal), None) => None,
-            (DataSource::Builtin(dataset), None) => {
-                Some(dataset.sample(config.pool_size, config.seed ^ 0x50_05CE))
-            }
-            (DataSource::Custom { name }, None) => {
-                return Err(Error::config(format!(
-                    "the source points of '{name}' were not supplied"
-                )));
-            }
-        };
+        let (data, source) = resolve_pools(&config, data, source)?;
         Self::with_data(config, data, source)
     }
 

@@ -51,7 +51,11 @@ pub(crate) fn storage_with<T: bytemuck::Pod>(
 }
 
 /// A uniform buffer holding `value`, rewritable with `queue.write_buffer`.
-pub(crate) fn uniform<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, value: &T) -> wgpu::Buffer {
+pub(crate) fn uniform<T: bytemuck::Pod>(
+    device: &wgpu::Device,
+    label: &str,
+    value: &T,
+) -> wgpu::Buffer {
     device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
         contents: bytemuck::bytes_of(value),
@@ -203,7 +207,10 @@ impl StagingRing {
         let state = Arc::clone(&s.state);
         s.buffer
             .map_async(wgpu::MapMode::Read, 0..s.bytes, move |result| {
-                state.store(if result.is_ok() { MAPPED } else { FAILED }, Ordering::Release);
+                state.store(
+                    if result.is_ok() { MAPPED } else { FAILED },
+                    Ordering::Release,
+                );
             });
     }
 
@@ -231,7 +238,9 @@ impl StagingRing {
             }
         }
         if failed {
-            return Err(GpuError::Readback("a staging buffer could not be mapped".into()));
+            return Err(GpuError::Readback(
+                "a staging buffer could not be mapped".into(),
+            ));
         }
         out.sort_by_key(|(tag, _)| *tag);
         Ok(out)

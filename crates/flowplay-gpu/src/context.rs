@@ -65,7 +65,8 @@ impl GpuContext {
     /// Requests the best adapter (`WGPU_BACKEND` and `WGPU_ADAPTER_NAME` may choose) and a device
     /// with WebGPU's default limits.
     pub async fn new() -> Result<Self, GpuError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,

@@ -62,9 +62,37 @@ macro_rules! shader {
 }
 
 shader!(LINEAR_FORWARD, "linear_forward.wgsl", [MATH, GEMM]);
+shader!(BATCH_DRAW, "batch_draw.wgsl", [MATH, RNG, PATH]);
+shader!(MSE_LOSS, "mse_loss.wgsl", []);
+shader!(
+    LINEAR_BACKWARD_INPUT,
+    "linear_backward_input.wgsl",
+    [MATH, GEMM]
+);
+shader!(
+    LINEAR_BACKWARD_WEIGHT,
+    "linear_backward_weight.wgsl",
+    [MATH, GEMM]
+);
+shader!(GRAD_REDUCE, "grad_reduce.wgsl", []);
+shader!(LABEL_EMBED_GRAD, "label_embed_grad.wgsl", []);
+shader!(GRAD_NORM, "grad_norm.wgsl", []);
+shader!(STEP_STATS, "step_stats.wgsl", [MATH]);
+shader!(ADAMW_EMA, "adamw_ema.wgsl", []);
 
 /// Every kernel.
-pub const SHADERS: &[ShaderSource] = &[LINEAR_FORWARD];
+pub const SHADERS: &[ShaderSource] = &[
+    LINEAR_FORWARD,
+    BATCH_DRAW,
+    MSE_LOSS,
+    LINEAR_BACKWARD_INPUT,
+    LINEAR_BACKWARD_WEIGHT,
+    GRAD_REDUCE,
+    LABEL_EMBED_GRAD,
+    GRAD_NORM,
+    STEP_STATS,
+    ADAMW_EMA,
+];
 
 /// What a kernel binds at one slot of its bind group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

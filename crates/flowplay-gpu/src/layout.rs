@@ -51,7 +51,9 @@ impl MlpOffsets {
         Self {
             t1: linear("t_embed.1"),
             t3: linear("t_embed.3"),
-            layers: (0..=depth).map(|i| linear(&format!("net.{}", 2 * i))).collect(),
+            layers: (0..=depth)
+                .map(|i| linear(&format!("net.{}", 2 * i)))
+                .collect(),
             label_embed: layout.entry("label_embed.weight").map(|e| e.offset as u32),
             hidden: mlp.config().hidden as u32,
             total: mlp.num_params() as u32,

@@ -17,7 +17,9 @@ mod context;
 mod error;
 pub mod kernel;
 mod layout;
+mod trainer;
 mod uniforms;
 
 pub use context::{GpuContext, REQUIRE_GPU_ENV, check_compute_limits, required_limits};
 pub use error::GpuError;
+pub use trainer::{GpuTrainer, Inspection, MAX_STEPS_PER_SUBMIT};

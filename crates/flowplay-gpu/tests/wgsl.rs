@@ -30,7 +30,11 @@ fn all_wgsl_shaders_are_valid() {
     for (name, source) in common::ALL {
         if name != "common/gemm.wgsl" {
             let with_math = format!("{}\n{source}", common::MATH);
-            let source = if name == "common/math.wgsl" { source.to_string() } else { with_math };
+            let source = if name == "common/math.wgsl" {
+                source.to_string()
+            } else {
+                with_math
+            };
             validate(name, &source);
         }
     }

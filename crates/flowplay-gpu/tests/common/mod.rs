@@ -16,7 +16,10 @@ pub fn gpu() -> Option<&'static GpuContext> {
         }
         Err(e) => {
             let required = std::env::var(REQUIRE_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
-            assert!(!required, "{REQUIRE_GPU_ENV} is set but no GPU was found: {e}");
+            assert!(
+                !required,
+                "{REQUIRE_GPU_ENV} is set but no GPU was found: {e}"
+            );
             eprintln!("no GPU, skipping: {e}");
             None
         }
@@ -36,17 +39,26 @@ pub struct Tolerance {
 }
 
 /// The forward pass: 1e-5 relative (the bound).
-pub const FORWARD: Tolerance = Tolerance { rel: 1e-5, abs: 1e-7 };
+pub const FORWARD: Tolerance = Tolerance {
+    rel: 1e-5,
+    abs: 1e-7,
+};
 /// Gradients: 1e-4 relative.
-pub const GRADIENTS: Tolerance = Tolerance { rel: 1e-4, abs: 1e-8 };
+pub const GRADIENTS: Tolerance = Tolerance {
+    rel: 1e-4,
+    abs: 1e-8,
+};
 /// Optimizer updates (parameters after one AdamW step): 1e-4 relative.
-pub const OPTIMIZER: Tolerance = Tolerance { rel: 1e-4, abs: 1e-8 };
+pub const OPTIMIZER: Tolerance = Tolerance {
+    rel: 1e-4,
+    abs: 1e-8,
+};
 
 /// Asserts `gpu` matches `cpu` within `tol`, naming the worst element.
 pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: Tolerance) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
-    let rms = (cpu.iter().map(|&c| f64::from(c).powi(2)).sum::<f64>() / cpu.len().max(1) as f64)
-        .sqrt();
+    let rms =
+        (cpu.iter().map(|&c| f64::from(c).powi(2)).sum::<f64>() / cpu.len().max(1) as f64).sqrt();
     let mut worst = (0.0_f64, 0_usize);
     for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
         let (g, c) = (f64::from(g), f64::from(c));

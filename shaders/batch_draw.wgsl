@@ -1,0 +1,113 @@
+// Draws a training batch (QR §4.3–§4.4) with the counter-based RNG, exactly as
+// flowplay_core::batch::BatchDraws::draw: sample i of step s hashes (i, s·STREAMS + stream).
+// Then the path gives x_t and u_t, the preconditioning the network input and target:
+//   x_in = c_in·x_t    target = (u_t − skip·x_t) / out.
+// Writes t, the (possibly dropped) label, x_in into columns 0…1 of net.0's input rows, and the
+// target. Needs common/math.wgsl, common/rng.wgsl, common/path.wgsl.
+
+// How x0 and x1 are found.
+const SOURCE_NORMAL: u32 = 0u;   // x1 from the data pool, x0 ~ N(0, I)
+const SOURCE_POOL: u32 = 1u;     // x1 from the data pool, x0 from the source pool
+const SOURCE_PAIRS: u32 = 2u;    // (x0, x1, label) one reflow pair: source[j], data[j], labels[j]
+const SOURCE_EXPLICIT: u32 = 3u; // uploaded by the CPU (minibatch OT): 6 words per sample
+
+struct BatchDraw {
+    batch: u32,
+    data_len: u32,
+    source_len: u32,
+    mode: u32,
+    key: vec2<u32>,
+    // 0: uniform t; 1: logit-normal t = sigmoid(mean + std·z).
+    time_kind: u32,
+    // 1 when labels are used (conditional network).
+    conditional: u32,
+    t_mean: f32,
+    t_std: f32,
+    p_drop: f32,
+    null_label: u32,
+    // Row stride of net.0's input (2 + hidden).
+    in_stride: u32,
+    // 1 when the data pool has labels.
+    labelled: u32,
+    _pad0: u32,
+    _pad1: u32,
+    path: PathParams,
+}
+
+// Per-step values, one 256-byte slot per step of a submission (dynamic offset).
+struct StepValues {
+    step: u32,
+    slot: u32,
+    lr: f32,
+    step_size: f32,
+    bias2_sqrt: f32,
+    decay: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> data_xy: array<vec2<f32>>;
+@group(0) @binding(1) var<storage, read> data_labels: array<u32>;
+@group(0) @binding(2) var<storage, read> source_xy: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read> uploaded: array<f32>;
+@group(0) @binding(4) var<storage, read_write> t_out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> labels_out: array<u32>;
+@group(0) @binding(6) var<storage, read_write> net_input: array<f32>;
+@group(0) @binding(7) var<storage, read_write> targets: array<vec2<f32>>;
+@group(0) @binding(8) var<uniform> u: BatchDraw;
+@group(0) @binding(9) var<uniform> step: StepValues;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= u.batch) {
+        return;
+    }
+    var x0: vec2<f32>;
+    var x1: vec2<f32>;
+    var label = 0u;
+    var t: f32;
+    if (u.mode == SOURCE_EXPLICIT) {
+        let e = (step.slot * u.batch + i) * 6u;
+        x0 = vec2<f32>(uploaded[e], uploaded[e + 1u]);
+        x1 = vec2<f32>(uploaded[e + 2u], uploaded[e + 3u]);
+        t = uploaded[e + 4u];
+        label = bitcast<u32>(uploaded[e + 5u]);
+    } else {
+        let indices = threefry2x32(u.key, vec2<u32>(i, stream_word(step.step, STREAM_INDICES)));
+        let j = indices.x % u.data_len;
+        x1 = data_xy[j];
+        if (u.labelled != 0u) {
+            label = data_labels[j];
+        }
+        if (u.mode == SOURCE_PAIRS) {
+            x0 = source_xy[j];
+        } else if (u.mode == SOURCE_POOL) {
+            x0 = source_xy[indices.y % u.source_len];
+        } else {
+            x0 = normal_pair(threefry2x32(u.key, vec2<u32>(i, stream_word(step.step, STREAM_SOURCE_NOISE))));
+        }
+        let time_bits = threefry2x32(u.key, vec2<u32>(i, stream_word(step.step, STREAM_TIME)));
+        if (u.time_kind == 0u) {
+            t = unit_f32(time_bits.x);
+        } else {
+            let z = normal_pair(time_bits).x;
+            t = 1.0 / (1.0 + exp_f32(-(u.t_mean + u.t_std * z)));
+        }
+        if (u.conditional != 0u) {
+            let drop = threefry2x32(u.key, vec2<u32>(i, stream_word(step.step, STREAM_LABEL_DROP)));
+            if (unit_f32(drop.x) < u.p_drop) {
+                label = u.null_label;
+            }
+        }
+    }
+    let c = path_coefficients(u.path, t);
+    let x_t = c.x * x0 + c.y * x1;
+    let u_t = c.z * x0 + c.w * x1;
+    let pre = path_preconditioning(u.path, t);
+    t_out[i] = t;
+    labels_out[i] = label;
+    net_input[i * u.in_stride] = pre.x * x_t.x;
+    net_input[i * u.in_stride + 1u] = pre.x * x_t.y;
+    targets[i] = (u_t - pre.y * x_t) / pre.z;
+}

@@ -1,0 +1,77 @@
+// Closes a training step (one workgroup): the batch loss and the global gradient norm from
+// their partial sums (added in a fixed order), the clipping factor min(1, c / (‖g‖ + 1e-6)), and
+// the divergence guard: a non-finite loss or norm stops every update from here on (the flag is
+// sticky until the CPU clears it), so the weights stay those of the last good step. Writes
+// (loss, norm, lr, ok) to this step's slot of the stats buffer, which the CPU reads back later.
+// Needs common/math.wgsl (is_finite).
+
+struct StepStats {
+    loss_count: u32,
+    // 1 / (2B): the MSE's denominator.
+    inv_denominator: f32,
+    // Max gradient norm; 0 disables clipping.
+    clip: f32,
+    _pad0: u32,
+}
+
+struct StepValues {
+    step: u32,
+    slot: u32,
+    lr: f32,
+    step_size: f32,
+    bias2_sqrt: f32,
+    decay: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// Keep in sync with `Control` in crates/flowplay-gpu/src/trainer.rs.
+struct Control {
+    coef: f32,
+    apply: u32,
+    halted: u32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<storage, read> loss_partials: array<f32>;
+@group(0) @binding(1) var<storage, read> norm_partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> control: Control;
+@group(0) @binding(3) var<storage, read_write> stats: array<vec4<f32>>;
+@group(0) @binding(4) var<uniform> u: StepStats;
+@group(0) @binding(5) var<uniform> step: StepValues;
+
+var<workgroup> loss_sums: array<f32, 256>;
+var<workgroup> norm_sums: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32) {
+    var loss = 0.0;
+    for (var i = lid; i < u.loss_count; i += 256u) {
+        loss += loss_partials[i];
+    }
+    loss_sums[lid] = loss;
+    norm_sums[lid] = norm_partials[lid];
+    workgroupBarrier();
+    for (var half = 128u; half > 0u; half >>= 1u) {
+        if (lid < half) {
+            loss_sums[lid] += loss_sums[lid + half];
+            norm_sums[lid] += norm_sums[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let loss = loss_sums[0] * u.inv_denominator;
+        let norm = sqrt(norm_sums[0]);
+        var coef = 1.0;
+        if (u.clip > 0.0) {
+            coef = min(1.0, u.clip / (norm + 1e-6));
+        }
+        let ok = is_finite(loss) && is_finite(norm) && control.halted == 0u;
+        control.coef = coef;
+        control.apply = select(0u, 1u, ok);
+        if (!ok) {
+            control.halted = 1u;
+        }
+        stats[step.slot] = vec4<f32>(loss, norm, step.lr, select(0.0, 1.0, ok));
+    }
+}
