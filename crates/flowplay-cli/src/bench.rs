@@ -9,7 +9,10 @@ use flowplay_core::flow::{FlowModel, SampleRequest};
 use flowplay_core::mlp::MlpConfig;
 use flowplay_core::sampler::{Record, SamplerConfig, Solver};
 use flowplay_core::train::{CpuTrainer, TrainConfig};
+use flowplay_gpu::{GpuContext, GpuSampler, GpuTrainer};
 use serde::Serialize;
+
+use crate::backend::BackendArg;
 
 /// Options of `flowplay bench`.
 #[derive(Debug, clap::Args)]
@@ -33,6 +36,9 @@ pub(crate) struct BenchArgs {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Where to run: the GPU when one with compute shaders exists, else the CPU reference.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) backend: BackendArg,
 }
 
 #[derive(Serialize)]
@@ -53,15 +59,31 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         anyhow::bail!("--particles must be at least 1");
     }
     let budget = Duration::from_secs_f64(args.seconds);
+    let gpu = crate::backend::gpu_for(args.backend)?;
     if !args.json {
-        println!(
-            "flowplay bench: CPU reference, {} threads on {}",
-            flowplay_core::par::threads(),
-            cpu_name()
-        );
+        match &gpu {
+            Some(context) => println!("flowplay bench: GPU {}", context.describe()),
+            None => println!(
+                "flowplay bench: CPU reference, {} threads on {}",
+                flowplay_core::par::threads(),
+                cpu_name()
+            ),
+        }
     }
     let train_cases: Vec<(usize, usize, Option<&'static str>)> = match (args.hidden, args.batch) {
         (Some(h), Some(b)) => vec![(h, b, None)],
+        _ if gpu.is_some() => vec![
+            (
+                128,
+                512,
+                Some("PyTorch eager, H100: 311–358 steps/s; goal ≥ 5000"),
+            ),
+            (
+                256,
+                4096,
+                Some("PyTorch eager, H100: 289–309 steps/s; goal ≥ 3000"),
+            ),
+        ],
         _ => vec![
             (
                 128,
@@ -76,7 +98,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         ],
     };
     for (hidden, batch, reference) in train_cases {
-        let rate = train_rate(hidden, batch, budget)?;
+        let rate = match &gpu {
+            Some(context) => gpu_train_rate(context, hidden, batch, budget)?,
+            None => train_rate(hidden, batch, budget)?,
+        };
         report(
             args.json,
             &Figure {
@@ -108,7 +133,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             )?;
         }
         for hidden in [128, 256] {
-            let rate = sample_rate(hidden, args.particles, budget)?;
+            let rate = match &gpu {
+                Some(context) => gpu_sample_rate(context, hidden, args.particles, budget)?,
+                None => sample_rate(hidden, args.particles, budget)?,
+            };
             report(
                 args.json,
                 &Figure {
@@ -118,7 +146,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                     ),
                     value: rate / 1e6,
                     unit: "M particle-steps/s",
-                    reference: None,
+                    reference: match (&gpu, hidden) {
+                        (Some(_), 128) => Some("PyTorch eager, H100, 1 M: 163 M; goal ≥ 326 M"),
+                        (Some(_), _) => Some("PyTorch eager, H100, 1 M: 69 M; goal ≥ 69 M"),
+                        (None, _) => None,
+                    },
                 },
             )?;
         }
@@ -158,6 +190,62 @@ fn train_rate(hidden: usize, batch: usize, budget: Duration) -> Result<f64> {
         steps += 1;
     }
     Ok(steps as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Training steps per second on the GPU, in submissions of 64 steps, counting until the GPU has
+/// finished them (the losses read back).
+fn gpu_train_rate(
+    context: &GpuContext,
+    hidden: usize,
+    batch: usize,
+    budget: Duration,
+) -> Result<f64> {
+    let mut config = TrainConfig::seed_recipe();
+    config.mlp.hidden = hidden;
+    config.batch = batch;
+    let mut trainer = GpuTrainer::new(&context.device, &context.queue, config)?;
+    trainer.train_blocking(8)?;
+    let started = Instant::now();
+    let mut steps = 0_u64;
+    while started.elapsed() < budget || steps < 64 {
+        steps += trainer.train_blocking(64)?.len() as u64;
+    }
+    Ok(steps as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Euler particle-steps per second on the GPU through a freshly initialised network, counting
+/// until the final positions are read back.
+fn gpu_sample_rate(
+    context: &GpuContext,
+    hidden: usize,
+    particles: usize,
+    budget: Duration,
+) -> Result<f64> {
+    let spec = TrainConfig {
+        mlp: MlpConfig {
+            hidden,
+            ..MlpConfig::default()
+        },
+        ..TrainConfig::seed_recipe()
+    }
+    .model_spec();
+    let mlp = flowplay_core::mlp::Mlp::new(spec.mlp)?;
+    let params = mlp.init_params(0);
+    let model = FlowModel::new(spec, params)?;
+    let mut sampler = GpuSampler::new(&context.device, &model.mlp, model.spec.path)?;
+    sampler.set_params(&context.queue, &model.params)?;
+    let steps = 4;
+    let config = SamplerConfig::new(Solver::Euler, steps);
+    let x0 = model.source_samples(particles, 0, None)?;
+    let (device, queue) = (&context.device, &context.queue);
+    sampler.sample(device, queue, &x0, None, 1.0, &config, Record::NONE)?;
+    let started = Instant::now();
+    let mut runs = 0_u64;
+    while started.elapsed() < budget || runs < 1 {
+        sampler.sample(device, queue, &x0, None, 1.0, &config, Record::NONE)?;
+        runs += 1;
+    }
+    Ok((runs * steps as u64 * particles as u64) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Euler particle-steps per second through a freshly initialised network.

@@ -8,7 +8,9 @@ use flowplay_core::data::{Points, points_to_csv};
 use flowplay_core::flow::{DataSource, SampleRequest};
 use flowplay_core::sampler::{Record, SamplerConfig, Trajectories};
 use flowplay_core::weights;
+use flowplay_gpu::GpuSampler;
 
+use crate::backend::BackendArg;
 use crate::output;
 use crate::spec::{self, PathArgs, SolverName};
 
@@ -58,6 +60,9 @@ pub(crate) struct SampleArgs {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub(crate) threads: usize,
+    /// Where to integrate: a hardware GPU when there is one, else the CPU reference.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) backend: BackendArg,
 }
 
 /// Runs `flowplay sample`.
@@ -124,7 +129,24 @@ pub(crate) fn run(args: &SampleArgs) -> Result<()> {
             velocities: false,
         },
     };
-    let out = model.sample(&request, source_points.as_ref())?;
+    let out = match crate::backend::gpu_for(args.backend)? {
+        None => model.sample(&request, source_points.as_ref())?,
+        Some(gpu) => {
+            let x0 = model.source_samples(request.n, request.seed, source_points.as_ref())?;
+            model.check_labels(request.labels.as_deref(), x0.len())?;
+            let mut sampler = GpuSampler::new(&gpu.device, &model.mlp, model.spec.path)?;
+            sampler.set_params(&gpu.queue, &model.params)?;
+            sampler.sample(
+                &gpu.device,
+                &gpu.queue,
+                &x0,
+                request.labels.as_deref(),
+                request.cfg_scale,
+                &request.sampler,
+                request.record,
+            )?
+        }
+    };
     if out.x.iter().any(|p| !p[0].is_finite() || !p[1].is_finite()) {
         anyhow::bail!(
             "the ODE diverged: some samples are not finite (try more --steps or another --solver)"

@@ -12,7 +12,9 @@ use flowplay_core::metrics::Quality;
 use flowplay_core::mlp::MlpConfig;
 use flowplay_core::optim::AdamWConfig;
 use flowplay_core::sampler::SamplerConfig;
-use flowplay_core::train::{Coupling, CpuTrainer, LrSchedule, TrainConfig};
+use flowplay_core::train::{Coupling, LrSchedule, TrainConfig};
+
+use crate::backend::{BackendArg, Trainer};
 use flowplay_core::weights;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -58,6 +60,9 @@ static DEFAULTS: std::sync::LazyLock<TrainConfig> = std::sync::LazyLock::new(Tra
 #[command(allow_negative_numbers = true)]
 pub(crate) struct TrainArgs {
     /// Target dataset: moons, 8gaussians, checkerboard, spirals, circles, swiss-roll, normal.
+    /// Where to train: the GPU when one with compute shaders exists, else the CPU reference.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) backend: BackendArg,
     #[arg(long, default_value = "moons", value_parser = spec::parse_dataset)]
     pub(crate) dataset: Dataset,
     /// Train on your own points instead: a CSV with columns x,y[,label].
@@ -185,6 +190,8 @@ struct ConfigFile<'a> {
     reflow: ReflowSettings,
     eval: EvalSettings,
     threads: usize,
+    /// Where training ran.
+    backend: &'a str,
 }
 
 #[derive(Clone, Copy, Serialize)]
@@ -227,6 +234,7 @@ struct MetricsFile<'a> {
     seconds: f64,
     steps_per_second: f64,
     threads: usize,
+    backend: &'a str,
     eval: EvalSettings,
     rounds: &'a [RoundMetrics],
     final_quality_raw: Quality,
@@ -275,7 +283,8 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
 
     // Everything is checked; from here on, outputs are staged and appear only on success.
     let staged = Staged::new(&args.out)?;
-    let mut trainer = CpuTrainer::with_custom(config.clone(), Some(pool), custom_source)?;
+    let gpu = crate::backend::gpu_for(args.backend)?;
+    let mut trainer = Trainer::new(gpu, config.clone(), pool, custom_source)?;
     let eval_data = eval_points(&config, custom_data.as_ref(), args.eval_n)?;
 
     let started = Instant::now();
@@ -303,7 +312,7 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
         if args.reflow > 0 {
             staged.write(
                 &format!("weights_round{round}.safetensors"),
-                &weights::to_safetensors(&trainer.model(false)),
+                &weights::to_safetensors(&trainer.model(false)?),
             )?;
         }
     }
@@ -311,11 +320,12 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
     let total_steps = trainer.steps_done();
 
     // Final outputs: the evaluation samples of the raw weights, both weight sets, the plot.
-    let raw = trainer.model(false);
-    let ema = trainer.model(true);
+    let raw = trainer.model(false)?;
+    let ema = trainer.model(true)?;
     let last = rounds.last().context("no training round ran")?;
     let samples = &last.samples_raw;
     let threads = flowplay_core::par::threads();
+    let backend = trainer.describe();
     let config_file = ConfigFile {
         flowplay_version: env!("CARGO_PKG_VERSION"),
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -323,12 +333,14 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
         reflow,
         eval,
         threads,
+        backend: &backend,
     };
     let metrics = MetricsFile {
         steps: total_steps,
         seconds,
         steps_per_second: total_steps as f64 / seconds,
         threads,
+        backend: &backend,
         eval,
         final_quality_raw: last.quality_raw,
         final_quality_ema: last.quality_ema,
@@ -359,7 +371,7 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
     staged.commit()?;
 
     println!(
-        "trained {total_steps} steps in {seconds:.1} s ({:.0} steps/s, {threads} threads); \
+        "trained {total_steps} steps in {seconds:.1} s ({:.0} steps/s, {backend}); \
          evaluation took {:.1} s",
         total_steps as f64 / seconds,
         started.elapsed().as_secs_f64() - seconds
@@ -459,15 +471,15 @@ fn eval_points(config: &TrainConfig, custom: Option<&Points>, n: usize) -> Resul
 }
 
 fn measure_round(
-    trainer: &CpuTrainer,
+    trainer: &Trainer,
     round: usize,
     steps: u64,
     seconds: f64,
     eval: &EvalSettings,
     data: &Points,
 ) -> Result<RoundMetrics> {
-    let raw = trainer.model(false);
-    let ema = trainer.model(true);
+    let raw = trainer.model(false)?;
+    let ema = trainer.model(true)?;
     let seed = trainer.config().seed.wrapping_add(0x5A3F);
     let source = trainer.source_pool();
     let one_step = SamplerConfig::new(flowplay_core::sampler::Solver::Euler, 1);
@@ -507,7 +519,7 @@ fn measure_round(
 
 /// Trains one round with a progress bar (or, when stderr is not a terminal, a line every 10%).
 fn train_round(
-    trainer: &mut CpuTrainer,
+    trainer: &mut Trainer,
     steps: u64,
     round: usize,
     rounds: usize,
@@ -535,14 +547,14 @@ fn train_round(
     };
     let started = Instant::now();
     let report_every = (steps / 10).max(1);
-    for i in 0..steps {
-        let stats = trainer.step()?;
+    let mut i = 0_u64;
+    trainer.train(steps, |stats| {
         if let Some(bar) = &bar {
-            if i % 25 == 0 || i + 1 == steps {
+            if i.is_multiple_of(25) || i + 1 == steps {
                 bar.set_position(i + 1);
                 bar.set_message(format!("{:.4}", stats.loss));
             }
-        } else if !quiet && ((i + 1) % report_every == 0 || i + 1 == steps) {
+        } else if !quiet && ((i + 1).is_multiple_of(report_every) || i + 1 == steps) {
             let rate = (i + 1) as f64 / started.elapsed().as_secs_f64();
             eprintln!(
                 "{label}: step {}/{steps}  {rate:.0} steps/s  loss {:.4}",
@@ -550,7 +562,8 @@ fn train_round(
                 stats.loss
             );
         }
-    }
+        i += 1;
+    })?;
     if let Some(bar) = bar {
         bar.finish();
     }

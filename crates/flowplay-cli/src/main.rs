@@ -3,6 +3,7 @@
 //! Every failure prints one line, `error: …`, saying what is wrong and where, and exits with
 //! status 2; nothing half-written is left behind.
 
+mod backend;
 mod bench;
 mod cmd_eval;
 mod cmd_sample;

@@ -382,3 +382,86 @@ fn bad_weights_and_samples_are_explained() {
         "exact W2 needs equal sizes",
     );
 }
+
+/// `--backend gpu` trains the same run as the CPU (the same batches, weights equal to rounding)
+/// and samples the same points. Without a GPU this test returns early, unless
+/// `FLOWPLAY_REQUIRE_GPU` is set (as `.ci/run` does): then a missing GPU fails it.
+#[test]
+fn the_gpu_backend_trains_and_samples_like_the_cpu() {
+    let dir = scratch("gpu");
+    let (gpu, cpu) = (dir.join("gpu"), dir.join("cpu"));
+    let small = ["--hidden", "16", "--seed", "3"];
+    let output = train_small(&gpu, &[&small[..], &["--backend", "gpu"]].concat());
+    if !output.status.success() {
+        let err = stderr(&output);
+        let required =
+            std::env::var("FLOWPLAY_REQUIRE_GPU").is_ok_and(|v| !v.is_empty() && v != "0");
+        assert!(
+            !required && err.contains("no GPU"),
+            "--backend gpu failed: {err}"
+        );
+        eprintln!("no GPU, skipping: {err}");
+        return;
+    }
+    let output = train_small(&cpu, &[&small[..], &["--backend", "cpu"]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let losses = |dir: &Path| -> Vec<f64> {
+        let metrics: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap())
+                .unwrap();
+        assert!(metrics["backend"].as_str().is_some());
+        metrics["loss"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (lg, lc) = (losses(&gpu), losses(&cpu));
+    assert_eq!(lg.len(), 60);
+    for (i, (g, c)) in lg.iter().zip(&lc).enumerate() {
+        assert!(
+            (g - c).abs() <= 1e-3 * c.abs(),
+            "loss {i}: GPU {g} vs CPU {c}"
+        );
+    }
+    // Sampling the same weights on both backends gives the same points.
+    let weights = cpu.join("weights.safetensors");
+    let sample = |backend: &str| -> Vec<f64> {
+        let csv = dir.join(format!("{backend}.csv"));
+        let output = flowplay(&[
+            "sample",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--solver",
+            "rk4",
+            "--steps",
+            "4",
+            "--n",
+            "300",
+            "--out",
+            csv.to_str().unwrap(),
+            "--backend",
+            backend,
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        std::fs::read_to_string(&csv)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .flat_map(|l| {
+                l.split(',')
+                    .map(|v| v.parse::<f64>().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (sg, sc) = (sample("gpu"), sample("cpu"));
+    assert_eq!(sg.len(), 600);
+    for (g, c) in sg.iter().zip(&sc) {
+        assert!(
+            (g - c).abs() <= 1e-4 * (1.0 + c.abs()),
+            "sample: GPU {g} vs CPU {c}"
+        );
+    }
+}

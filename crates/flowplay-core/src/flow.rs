@@ -114,6 +114,30 @@ impl FlowModel {
             .collect())
     }
 
+    /// Checks class labels asked of this model: it must be class-conditional, know each class,
+    /// and get one label per particle.
+    pub fn check_labels(&self, labels: Option<&[u32]>, n: usize) -> Result<(), Error> {
+        let Some(labels) = labels else {
+            return Ok(());
+        };
+        let classes = self.spec.mlp.num_classes;
+        if classes == 0 {
+            return Err(Error::config(
+                "this model was trained without classes; drop the class option",
+            ));
+        }
+        if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
+            return Err(Error::config(format!(
+                "class {bad} does not exist: the model knows classes 0 to {}",
+                classes - 1
+            )));
+        }
+        if labels.len() != n {
+            return Err(Error::config("one label per particle is needed"));
+        }
+        Ok(())
+    }
+
     /// Integrates `x0` (already at the prior's scale) with the request's sampler.
     pub fn integrate(
         &self,
@@ -123,23 +147,7 @@ impl FlowModel {
         request.sampler.validate()?;
         let field = MlpField::new(&self.mlp, &self.params, self.spec.path);
         let labels = request.labels.as_deref();
-        if let Some(labels) = labels {
-            let classes = self.spec.mlp.num_classes;
-            if classes == 0 {
-                return Err(Error::config(
-                    "this model was trained without classes; drop the class option",
-                ));
-            }
-            if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
-                return Err(Error::config(format!(
-                    "class {bad} does not exist: the model knows classes 0 to {}",
-                    classes - 1
-                )));
-            }
-            if labels.len() != x0.len() {
-                return Err(Error::config("one label per particle is needed"));
-            }
-        }
+        self.check_labels(labels, x0.len())?;
         if self.spec.mlp.is_conditional() && labels.is_some() {
             let guided = GuidedField::new(&field, request.cfg_scale, self.spec.mlp.null_label());
             Ok(sampler::sample(

@@ -297,6 +297,52 @@ pub fn resolve_pools(
     Ok((data, source))
 }
 
+/// The coupling of reflow round `round + 1` (QR §7.1): `pairs` source points taken along
+/// `model`'s ODE with `sampler`. Class-conditional models generate each pair with a class drawn
+/// from the data's labels. Shared by the CPU and GPU trainers.
+pub fn reflow_pool(
+    model: &FlowModel,
+    config: &TrainConfig,
+    round: usize,
+    pairs: usize,
+    sampler: &SamplerConfig,
+    data: &Points,
+    source: Option<&Points>,
+) -> Result<CouplingPool, Error> {
+    if pairs == 0 {
+        return Err(Error::config("reflow needs at least one pair"));
+    }
+    let round_seed = config.seed ^ (0x0005_EF10_u64 << 8).wrapping_mul(round as u64 + 1);
+    let x0 = draw_source(&config.source, pairs, round_seed, source)?;
+    let labels = match (&data.labels, config.mlp.is_conditional()) {
+        (Some(data_labels), true) => {
+            let mut rng = Rng::with_domain(round_seed, "reflow-labels");
+            Some(
+                (0..pairs)
+                    .map(|_| data_labels[rng.below(data_labels.len())])
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
+    let scale = config.path.prior_scale();
+    let start: Vec<[f32; 2]> = x0.iter().map(|p| [scale * p[0], scale * p[1]]).collect();
+    let request = SampleRequest {
+        sampler: *sampler,
+        n: pairs,
+        seed: round_seed,
+        labels: labels.clone(),
+        cfg_scale: 1.0,
+        record: Record::NONE,
+    };
+    let out = model.integrate(&start, &request)?;
+    Ok(CouplingPool {
+        x0,
+        x1: out.x,
+        labels,
+    })
+}
+
 /// Statistics of one step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepStats {
@@ -704,40 +750,16 @@ impl CpuTrainer {
         use_ema: bool,
         steps: u64,
     ) -> Result<(), Error> {
-        if pairs == 0 {
-            return Err(Error::config("reflow needs at least one pair"));
-        }
-        let round_seed =
-            self.config.seed ^ (0x0005_EF10_u64 << 8).wrapping_mul(self.round as u64 + 1);
-        let model = self.model(use_ema);
-        let x0 = draw_source(&self.config.source, pairs, round_seed, self.source.as_ref())?;
-        let labels = match (&self.data.labels, self.config.mlp.is_conditional()) {
-            (Some(data_labels), true) => {
-                let mut rng = Rng::with_domain(round_seed, "reflow-labels");
-                Some(
-                    (0..pairs)
-                        .map(|_| data_labels[rng.below(data_labels.len())])
-                        .collect(),
-                )
-            }
-            _ => None,
-        };
-        let scale = self.config.path.prior_scale();
-        let start: Vec<[f32; 2]> = x0.iter().map(|p| [scale * p[0], scale * p[1]]).collect();
-        let request = SampleRequest {
-            sampler: *sampler,
-            n: pairs,
-            seed: round_seed,
-            labels: labels.clone(),
-            cfg_scale: 1.0,
-            record: Record::NONE,
-        };
-        let out = model.integrate(&start, &request)?;
-        self.pairs = Some(CouplingPool {
-            x0,
-            x1: out.x,
-            labels,
-        });
+        let pool = reflow_pool(
+            &self.model(use_ema),
+            &self.config,
+            self.round,
+            pairs,
+            sampler,
+            &self.data,
+            self.source.as_ref(),
+        )?;
+        self.pairs = Some(pool);
         self.round += 1;
         self.round_step = 0;
         self.round_steps = steps;

@@ -177,13 +177,6 @@ impl StagingRing {
             .position(|s| s.state.load(Ordering::Acquire) == FREE)
     }
 
-    /// Whether any slot is waiting for the GPU.
-    pub(crate) fn in_flight(&self) -> bool {
-        self.slots
-            .iter()
-            .any(|s| s.state.load(Ordering::Acquire) != FREE)
-    }
-
     /// Encodes a copy of `bytes` of `src` into `slot`, tagged `tag` for the caller.
     pub(crate) fn copy(
         &mut self,

@@ -62,6 +62,11 @@ macro_rules! shader {
 }
 
 shader!(LINEAR_FORWARD, "linear_forward.wgsl", [MATH, GEMM]);
+shader!(TIME_BRANCH, "time_branch.wgsl", [MATH]);
+shader!(LABEL_ROWS, "label_rows.wgsl", []);
+shader!(ODE_STAGE, "ode_stage.wgsl", [MATH, PATH]);
+shader!(PARTICLE_HISTOGRAM, "particle_histogram.wgsl", []);
+shader!(GRID_POINTS, "grid_points.wgsl", []);
 shader!(BATCH_DRAW, "batch_draw.wgsl", [MATH, RNG, PATH]);
 shader!(MSE_LOSS, "mse_loss.wgsl", []);
 shader!(
@@ -83,6 +88,11 @@ shader!(ADAMW_EMA, "adamw_ema.wgsl", []);
 /// Every kernel.
 pub const SHADERS: &[ShaderSource] = &[
     LINEAR_FORWARD,
+    TIME_BRANCH,
+    LABEL_ROWS,
+    ODE_STAGE,
+    PARTICLE_HISTOGRAM,
+    GRID_POINTS,
     BATCH_DRAW,
     MSE_LOSS,
     LINEAR_BACKWARD_INPUT,

@@ -17,9 +17,11 @@ mod context;
 mod error;
 pub mod kernel;
 mod layout;
+mod sampler;
 mod trainer;
 mod uniforms;
 
 pub use context::{GpuContext, REQUIRE_GPU_ENV, check_compute_limits, required_limits};
 pub use error::GpuError;
+pub use sampler::{GpuSampler, Rect};
 pub use trainer::{GpuTrainer, Inspection, MAX_STEPS_PER_SUBMIT};

@@ -1564,7 +1564,9 @@ fn check_sizes(
     source_len: usize,
 ) -> Result<(), GpuError> {
     let limits = device.limits();
-    let binding = u64::from(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size);
+    let binding = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
     let b = config.batch as u64;
     let h = u64::from(offsets.hidden);
     let checks = [

@@ -2,6 +2,12 @@
 //! every gradient on odd sizes, one AdamW + clip + EMA step, and 100 whole training steps from
 //! the same seed.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+#[allow(unreachable_pub, reason = "shared test helpers")]
 mod common;
 
 use common::{FORWARD, GRADIENTS, OPTIMIZER, Tolerance, assert_close, gpu};
