@@ -13,9 +13,12 @@ step "clippy, native"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "clippy, wasm32 (the crates that run in the browser)"
-cargo clippy -p flowplay-core -p flowplay-app --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p flowplay-core -p flowplay-gpu -p flowplay-app --target wasm32-unknown-unknown --locked -- -D warnings
 
-step "tests (unit, fixtures against the PyTorch reference, CLI end to end)"
+step "tests (unit, fixtures against the PyTorch reference, WGSL validation, GPU kernels against the CPU, CLI end to end)"
+if [ -n "${FLOWPLAY_REQUIRE_GPU:-}" ]; then
+  echo "FLOWPLAY_REQUIRE_GPU is set: GPU tests fail without an adapter"
+fi
 cargo test --workspace --locked
 
 step "end-to-end quality: the README's seed-recipe commands, and the default configuration"

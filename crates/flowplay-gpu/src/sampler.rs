@@ -17,9 +17,9 @@
 use bytemuck::{Pod, Zeroable};
 use flowplay_core::mlp::Mlp;
 use flowplay_core::path::Path;
-use flowplay_core::sampler::{
-    Record, SampleOutput, SamplerConfig, Solver, Trajectories, time_grid,
-};
+use flowplay_core::sampler::{Record, SamplerConfig, Solver, time_grid};
+#[cfg(not(target_arch = "wasm32"))]
+use flowplay_core::sampler::{SampleOutput, Trajectories};
 
 use crate::GpuError;
 use crate::buffers::{self, STORAGE};
@@ -329,6 +329,10 @@ impl RunShape {
 
 /// What the last encoded sampling run recorded, for reading it back.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    target_arch = "wasm32",
+    allow(dead_code, reason = "read by the native-only `read_output`")
+)]
 struct LastRun {
     n: usize,
     times: Vec<f32>,

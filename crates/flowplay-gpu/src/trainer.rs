@@ -26,7 +26,6 @@ use bytemuck::{Pod, Zeroable};
 use flowplay_core::Error;
 use flowplay_core::batch::{BatchDraws, BatchPairs};
 use flowplay_core::data::Points;
-use flowplay_core::flow::FlowModel;
 use flowplay_core::mlp::Mlp;
 use flowplay_core::path::TimeSampling;
 use flowplay_core::rng;
@@ -964,8 +963,8 @@ impl GpuTrainer {
 
     /// The current model with the raw or EMA parameters (native; waits for the GPU).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn model(&self, use_ema: bool) -> Result<FlowModel, GpuError> {
-        Ok(FlowModel {
+    pub fn model(&self, use_ema: bool) -> Result<flowplay_core::flow::FlowModel, GpuError> {
+        Ok(flowplay_core::flow::FlowModel {
             spec: self.config.model_spec(),
             mlp: self.mlp.clone(),
             params: self.read_params(use_ema)?,
