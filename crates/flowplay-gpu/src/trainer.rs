@@ -755,6 +755,40 @@ impl GpuTrainer {
         Ok(())
     }
 
+    /// Switches the data (and source) the network trains on without rebuilding anything else:
+    /// the new pools are uploaded, and the weights, optimizer state and step count carry on
+    /// (so the flow visibly morphs from the old data to the new). `data`/`source` are the user's
+    /// points for custom sources; built-in ones are drawn from the seed, as at construction.
+    /// A reflow coupling in use is dropped: it was built for the old data.
+    pub fn set_dataset(
+        &mut self,
+        dataset: flowplay_core::flow::DataSource,
+        source: flowplay_core::flow::DataSource,
+        data: Option<Points>,
+        source_points: Option<Points>,
+    ) -> Result<(), GpuError> {
+        let config = TrainConfig {
+            dataset,
+            source,
+            ..self.config.clone()
+        };
+        let (data, source_pool) = resolve_pools(&config, data, source_points)?;
+        check_sizes(
+            &self.device,
+            &config,
+            &self.offsets,
+            data.len(),
+            source_pool.as_ref().map_or(0, Points::len),
+        )?;
+        self.pools = Pools::new(&self.device, &data, source_pool.as_ref());
+        self.data = data;
+        self.source = source_pool;
+        self.pairs = None;
+        self.config = config;
+        self.build_plan();
+        Ok(())
+    }
+
     /// Replaces the parameters (core's flat layout, e.g. loaded weights); the EMA restarts from
     /// them, as in the CPU trainer.
     pub fn set_params(&mut self, params: &[f32]) -> Result<(), GpuError> {

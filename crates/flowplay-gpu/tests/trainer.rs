@@ -459,3 +459,47 @@ fn bad_settings_are_refused_with_a_clear_message() {
     };
     assert!(err.contains("MiB"), "{err}");
 }
+
+#[test]
+fn switching_the_dataset_keeps_the_weights_and_draws_from_the_new_data() {
+    let Some(ctx) = gpu() else { return };
+    let mut trainer = GpuTrainer::new(&ctx.device, &ctx.queue, config(16, 128)).unwrap();
+    trainer.train_blocking(5).unwrap();
+    let before = trainer.read_params(false).unwrap();
+    trainer
+        .set_dataset(
+            DataSource::Builtin(Dataset::Checkerboard),
+            DataSource::NORMAL,
+            None,
+            None,
+        )
+        .unwrap();
+    assert_eq!(trainer.read_params(false).unwrap(), before);
+    assert_eq!(trainer.steps_done(), 5);
+    // The next batch comes from the checkerboard, exactly as the CPU draws it from that pool.
+    check_batch("after switching to the checkerboard", &mut trainer);
+    assert_eq!(trainer.data(), &Dataset::Checkerboard.sample(5000, 7));
+    // Class conditioning needs labels the checkerboard does not have.
+    let mut conditional = GpuTrainer::new(
+        &ctx.device,
+        &ctx.queue,
+        TrainConfig {
+            mlp: MlpConfig {
+                num_classes: 2,
+                ..config(16, 1).mlp
+            },
+            ..config(16, 64)
+        },
+    )
+    .unwrap();
+    let err = conditional
+        .set_dataset(
+            DataSource::Builtin(Dataset::Checkerboard),
+            DataSource::NORMAL,
+            None,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has none"), "{err}");
+}
