@@ -70,9 +70,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let split = wg.z;
     let m_begin = split * u.split_rows;
     let m_end = min(m_begin + u.split_rows, u.rows);
-    let acc = gemm_tile(row0, col0, m_begin, m_end, lid);
     let width = u.inputs + 1u;
     let base = split * u.outputs * width;
+    if (col0 == u.inputs) {
+        // A tile holding only the bias column (inputs a multiple of 64): sum ∂L/∂z over the
+        // split directly, the same additions in the same order as the product with a column of
+        // ones, instead of a 64-wide product that is all zeros but for that column.
+        let n = row0 + lid;
+        if (lid < GEMM_TILE_M && n < u.outputs) {
+            var s = 0.0;
+            for (var m = m_begin; m < m_end; m++) {
+                s += dz[m * u.dz_stride + n];
+            }
+            partials[base + n * width + u.inputs] = s;
+        }
+        return;
+    }
+    let acc = gemm_tile(row0, col0, m_begin, m_end, lid);
     let tx = lid % 16u;
     let ty = lid / 16u;
     for (var i = 0u; i < 4u; i++) {
