@@ -3,7 +3,7 @@
 //   g ← coef·g;  θ ← θ·(1 − lr·λ);  m ← m + (1 − β1)(g − m);  v ← β2·v + (1 − β2)·g²
 //   θ ← θ − (lr / (1 − β1ᵗ))·m / (√v / √(1 − β2ᵗ) + ε);  ema ← β_ema·ema + (1 − β_ema)·θ
 // The bias corrections are computed per step on the CPU in f64, as the CPU reference does.
-// Nothing changes when step_stats.wgsl found the step non-finite.
+// Nothing changes when step_stats.wgsl found the step non-finite. Needs common/train_step.wgsl.
 
 struct AdamW {
     count: u32,
@@ -14,24 +14,6 @@ struct AdamW {
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
-}
-
-struct StepValues {
-    step: u32,
-    slot: u32,
-    lr: f32,
-    step_size: f32,
-    bias2_sqrt: f32,
-    decay: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-struct Control {
-    coef: f32,
-    apply: u32,
-    halted: u32,
-    _pad0: u32,
 }
 
 @group(0) @binding(0) var<storage, read> grads: array<f32>;

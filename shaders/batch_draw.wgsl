@@ -3,7 +3,7 @@
 // Then the path gives x_t and u_t, the preconditioning the network input and target:
 //   x_in = c_in·x_t    target = (u_t − skip·x_t) / out.
 // Writes t, the (possibly dropped) label, x_in into columns 0…1 of net.0's input rows, and the
-// target. Needs common/math.wgsl, common/rng.wgsl, common/path.wgsl.
+// target. Needs common/math.wgsl, common/rng.wgsl, common/path.wgsl, common/train_step.wgsl.
 
 // How x0 and x1 are found.
 const SOURCE_NORMAL: u32 = 0u;   // x1 from the data pool, x0 ~ N(0, I)
@@ -32,18 +32,6 @@ struct BatchDraw {
     _pad0: u32,
     _pad1: u32,
     path: PathParams,
-}
-
-// Per-step values, one 256-byte slot per step of a submission (dynamic offset).
-struct StepValues {
-    step: u32,
-    slot: u32,
-    lr: f32,
-    step_size: f32,
-    bias2_sqrt: f32,
-    decay: f32,
-    _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> data_xy: array<vec2<f32>>;

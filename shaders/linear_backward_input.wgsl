@@ -43,29 +43,18 @@ fn gemm_b(k: u32, n: u32) -> f32 {
     return params[u.w_offset + k * u.w_stride + u.col0 + n];
 }
 
+fn gemm_c(m: u32, n: u32, value: f32) {
+    var g = value;
+    if (u.silu != 0u) {
+        g *= silu_grad(z_prev[m * u.z_stride + n]);
+    }
+    out[m * u.out_stride + n] = g;
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row0 = wg.y * GEMM_TILE_M;
     let col0 = wg.x * GEMM_TILE_N;
     let acc = gemm_tile(row0, col0, 0u, u.outputs, lid);
-    let tx = lid % 16u;
-    let ty = lid / 16u;
-    for (var i = 0u; i < 4u; i++) {
-        let m = row0 + ty * 4u + i;
-        if (m >= u.rows) {
-            break;
-        }
-        let row = gemm_row(acc, i);
-        for (var j = 0u; j < 4u; j++) {
-            let n = col0 + tx * 4u + j;
-            if (n >= u.cols) {
-                break;
-            }
-            var g = row[j];
-            if (u.silu != 0u) {
-                g *= silu_grad(z_prev[m * u.z_stride + n]);
-            }
-            out[m * u.out_stride + n] = g;
-        }
-    }
+    gemm_store(acc, row0, col0, u.rows, u.cols, lid);
 }

@@ -63,6 +63,13 @@ fn gemm_b(m: u32, k: u32) -> f32 {
     }
 }
 
+// Where this workgroup's split starts in `partials` (set by main before gemm_store).
+var<private> split_base: u32;
+
+fn gemm_c(n: u32, k: u32, value: f32) {
+    partials[split_base + n * (u.inputs + 1u) + k] = value;
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row0 = wg.y * GEMM_TILE_M;
@@ -87,20 +94,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         return;
     }
     let acc = gemm_tile(row0, col0, m_begin, m_end, lid);
-    let tx = lid % 16u;
-    let ty = lid / 16u;
-    for (var i = 0u; i < 4u; i++) {
-        let n = row0 + ty * 4u + i;
-        if (n >= u.outputs) {
-            break;
-        }
-        let row = gemm_row(acc, i);
-        for (var j = 0u; j < 4u; j++) {
-            let k = col0 + tx * 4u + j;
-            if (k >= width) {
-                break;
-            }
-            partials[base + n * width + k] = row[j];
-        }
-    }
+    split_base = base;
+    gemm_store(acc, row0, col0, u.outputs, width, lid);
 }

@@ -8,39 +8,7 @@
 // and the next stage's probe: x + hp·k inside a step, the new x after its last stage. The probe,
 // scaled by the next stage's preconditioning input, is written where the next network pass reads
 // it (both rows of a guided particle). An EVAL stage only records k (the final velocity at t = 1
-// and the velocity grid). Needs common/math.wgsl and common/path.wgsl.
-
-// Keep in sync with `StageUniform` in crates/flowplay-gpu/src/sampler.rs (and time_branch.wgsl).
-struct Stage {
-    t: f32,
-    skip: f32,
-    out_scale: f32,
-    next_in: f32,
-    kind: u32,
-    frame: u32,
-    frames: u32,
-    record: u32,
-    w: f32,
-    hp: f32,
-    cfg_scale: f32,
-    rpp: u32,
-    ca: f32,
-    cb: f32,
-    cda: f32,
-    cdb: f32,
-    t_scale: f32,
-    half: u32,
-    hidden: u32,
-    crows: u32,
-    w1: u32,
-    b1: u32,
-    w3: u32,
-    b3: u32,
-    w0: u32,
-    b0: u32,
-    has_label_rows: u32,
-    _pad: u32,
-}
+// and the velocity grid). Needs common/math.wgsl, common/path.wgsl, common/stage.wgsl.
 
 // Keep in sync with `ChunkUniform` in crates/flowplay-gpu/src/sampler.rs.
 struct Chunk {

@@ -3,7 +3,7 @@
 // the divergence guard: a non-finite loss or norm stops every update from here on (the flag is
 // sticky until the CPU clears it), so the weights stay those of the last good step. Writes
 // (loss, norm, lr, ok) to this step's slot of the stats buffer, which the CPU reads back later.
-// Needs common/math.wgsl (is_finite).
+// Needs common/math.wgsl (is_finite) and common/train_step.wgsl.
 
 struct StepStats {
     loss_count: u32,
@@ -11,25 +11,6 @@ struct StepStats {
     inv_denominator: f32,
     // Max gradient norm; 0 disables clipping.
     clip: f32,
-    _pad0: u32,
-}
-
-struct StepValues {
-    step: u32,
-    slot: u32,
-    lr: f32,
-    step_size: f32,
-    bias2_sqrt: f32,
-    decay: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-// Keep in sync with `Control` in crates/flowplay-gpu/src/trainer.rs.
-struct Control {
-    coef: f32,
-    apply: u32,
-    halted: u32,
     _pad0: u32,
 }
 

@@ -6,39 +6,7 @@
 // `label_rows`. linear_forward.wgsl's mode 3 then adds x·W0[:, :2]ᵀ per particle.
 // One workgroup does everything, phase after phase (storage barriers between them); the work is
 // O(h²) per stage, nothing next to the particles' O(n·h²).
-// Needs common/math.wgsl.
-
-// Keep in sync with `StageUniform` in crates/flowplay-gpu/src/sampler.rs (and ode_stage.wgsl).
-struct Stage {
-    t: f32,
-    skip: f32,
-    out_scale: f32,
-    next_in: f32,
-    kind: u32,
-    frame: u32,
-    frames: u32,
-    record: u32,
-    w: f32,
-    hp: f32,
-    cfg_scale: f32,
-    rpp: u32,
-    ca: f32,
-    cb: f32,
-    cda: f32,
-    cdb: f32,
-    t_scale: f32,
-    half: u32,
-    hidden: u32,
-    crows: u32,
-    w1: u32,
-    b1: u32,
-    w3: u32,
-    b3: u32,
-    w0: u32,
-    b0: u32,
-    has_label_rows: u32,
-    _pad: u32,
-}
+// Needs common/math.wgsl and common/stage.wgsl.
 
 @group(0) @binding(0) var<storage, read> params: array<f32>;
 // The embedding's frequencies f_i, from the CPU so that t·f_i rounds identically.

@@ -8,7 +8,8 @@
 //   fn gemm_b(k: u32, n: u32) -> f32   element (k, n) of B, 0 when n is out of range
 //   const GEMM_A_ALONG_K: bool         whether A's memory is contiguous along k (else along m)
 //   const GEMM_B_ALONG_N: bool         whether B's memory is contiguous along n (else along k)
-// and calls gemm_tile from uniform control flow. The last two only choose which threads load
+//   fn gemm_c(m: u32, n: u32, value: f32)   stores element (m, n) of C (gemm_store calls it)
+// and calls gemm_tile from uniform control flow, then gemm_store. The last two only choose which threads load
 // which elements, so that neighbouring threads read neighbouring addresses.
 
 const GEMM_TILE_M: u32 = 64u;
@@ -90,5 +91,25 @@ fn gemm_row(acc: GemmAcc, i: u32) -> vec4<f32> {
         case 1u: { return acc.r1; }
         case 2u: { return acc.r2; }
         default: { return acc.r3; }
+    }
+}
+
+// Hands every element of this thread's block inside `rows × cols` to the kernel's gemm_c.
+fn gemm_store(acc: GemmAcc, row0: u32, col0: u32, rows: u32, cols: u32, lid: u32) {
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    for (var i = 0u; i < 4u; i++) {
+        let m = row0 + ty * 4u + i;
+        if (m >= rows) {
+            break;
+        }
+        let row = gemm_row(acc, i);
+        for (var j = 0u; j < 4u; j++) {
+            let n = col0 + tx * 4u + j;
+            if (n >= cols) {
+                break;
+            }
+            gemm_c(m, n, row[j]);
+        }
     }
 }

@@ -5,7 +5,7 @@ use flowplay_core::data::Points;
 use flowplay_core::flow::FlowModel;
 use flowplay_core::sampler::SamplerConfig;
 use flowplay_core::train::{CpuTrainer, StepStats, TrainConfig, reflow_pool};
-use flowplay_gpu::{GpuContext, GpuTrainer, MAX_STEPS_PER_SUBMIT};
+use flowplay_gpu::{GpuContext, GpuTrainer};
 
 /// Where the work runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -82,8 +82,8 @@ impl Trainer {
         }
     }
 
-    /// Trains up to `steps` steps, calling `progress` with each step's statistics. The GPU runs
-    /// them in submissions of up to [`MAX_STEPS_PER_SUBMIT`] steps.
+    /// Trains `steps` steps, calling `progress` with each step's statistics (on the GPU as each
+    /// submission's statistics come back).
     pub(crate) fn train(&mut self, steps: u64, mut progress: impl FnMut(&StepStats)) -> Result<()> {
         match self {
             Self::Cpu(trainer) => {
@@ -91,16 +91,7 @@ impl Trainer {
                     progress(&trainer.step()?);
                 }
             }
-            Self::Gpu { trainer, .. } => {
-                let mut left = steps;
-                while left > 0 {
-                    let n = left.min(u64::from(MAX_STEPS_PER_SUBMIT));
-                    for stats in trainer.train_blocking(n)? {
-                        progress(&stats);
-                    }
-                    left -= n;
-                }
-            }
+            Self::Gpu { trainer, .. } => trainer.train_blocking_with(steps, progress)?,
         }
         Ok(())
     }

@@ -174,12 +174,31 @@ fn report(json: bool, figure: &Figure) -> Result<()> {
     Ok(())
 }
 
-/// Training steps per second of the seed recipe's setup at this size.
-fn train_rate(hidden: usize, batch: usize, budget: Duration) -> Result<f64> {
+/// The seed recipe's setup at this size.
+fn bench_config(hidden: usize, batch: usize) -> TrainConfig {
     let mut config = TrainConfig::seed_recipe();
     config.mlp.hidden = hidden;
     config.batch = batch;
-    let mut trainer = CpuTrainer::new(config)?;
+    config
+}
+
+/// A freshly initialised network of this width, for the sampling cases.
+fn bench_model(hidden: usize) -> Result<FlowModel> {
+    let spec = TrainConfig {
+        mlp: MlpConfig {
+            hidden,
+            ..MlpConfig::default()
+        },
+        ..TrainConfig::seed_recipe()
+    }
+    .model_spec();
+    let params = flowplay_core::mlp::Mlp::new(spec.mlp)?.init_params(0);
+    Ok(FlowModel::new(spec, params)?)
+}
+
+/// Training steps per second of the seed recipe's setup at this size.
+fn train_rate(hidden: usize, batch: usize, budget: Duration) -> Result<f64> {
+    let mut trainer = CpuTrainer::new(bench_config(hidden, batch))?;
     for _ in 0..3 {
         trainer.step()?;
     }
@@ -200,10 +219,8 @@ fn gpu_train_rate(
     batch: usize,
     budget: Duration,
 ) -> Result<f64> {
-    let mut config = TrainConfig::seed_recipe();
-    config.mlp.hidden = hidden;
-    config.batch = batch;
-    let mut trainer = GpuTrainer::new(&context.device, &context.queue, config)?;
+    let mut trainer =
+        GpuTrainer::new(&context.device, &context.queue, bench_config(hidden, batch))?;
     trainer.train_blocking(8)?;
     let started = Instant::now();
     let mut steps = 0_u64;
@@ -221,17 +238,7 @@ fn gpu_sample_rate(
     particles: usize,
     budget: Duration,
 ) -> Result<f64> {
-    let spec = TrainConfig {
-        mlp: MlpConfig {
-            hidden,
-            ..MlpConfig::default()
-        },
-        ..TrainConfig::seed_recipe()
-    }
-    .model_spec();
-    let mlp = flowplay_core::mlp::Mlp::new(spec.mlp)?;
-    let params = mlp.init_params(0);
-    let model = FlowModel::new(spec, params)?;
+    let model = bench_model(hidden)?;
     let mut sampler = GpuSampler::new(&context.device, &model.mlp, model.spec.path)?;
     sampler.set_params(&context.queue, &model.params)?;
     let steps = 4;
@@ -250,17 +257,7 @@ fn gpu_sample_rate(
 
 /// Euler particle-steps per second through a freshly initialised network.
 fn sample_rate(hidden: usize, particles: usize, budget: Duration) -> Result<f64> {
-    let spec = TrainConfig {
-        mlp: MlpConfig {
-            hidden,
-            ..MlpConfig::default()
-        },
-        ..TrainConfig::seed_recipe()
-    }
-    .model_spec();
-    let mlp = flowplay_core::mlp::Mlp::new(spec.mlp)?;
-    let params = mlp.init_params(0);
-    let model = FlowModel::new(spec, params)?;
+    let model = bench_model(hidden)?;
     let steps = 4;
     let request = SampleRequest {
         sampler: SamplerConfig::new(Solver::Euler, steps),

@@ -10,7 +10,7 @@ use crate::data::Points;
 use crate::par;
 use crate::path::{Path, TimeSampling};
 use crate::rng::{self, stream};
-use crate::train::CouplingPool;
+use crate::train::{CouplingPool, TrainConfig};
 
 /// Where a step's samples come from.
 #[derive(Clone, Copy, Debug)]
@@ -101,7 +101,25 @@ pub struct Draw {
     pub t: f32,
 }
 
-impl BatchDraws<'_> {
+impl<'a> BatchDraws<'a> {
+    /// The draws of a run with `config` on these pools.
+    pub fn new(
+        config: &TrainConfig,
+        data: &'a Points,
+        source: Option<&'a Points>,
+        pairs: Option<&'a CouplingPool>,
+    ) -> Self {
+        Self {
+            key: rng::key_from_seed(config.seed),
+            data,
+            source,
+            pairs,
+            time_sampling: config.time_sampling,
+            p_drop: config.p_drop,
+            null_label: config.mlp.is_conditional().then(|| config.mlp.null_label()),
+        }
+    }
+
     /// Sample `i` of training step `step`.
     pub fn draw(&self, step: u64, i: u32) -> Draw {
         let key = self.key;

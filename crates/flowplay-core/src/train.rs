@@ -24,7 +24,7 @@ use crate::mlp::{Mlp, MlpConfig, Prepared, Workspace, mse_loss_grad};
 use crate::optim::{AdamW, AdamWConfig, clip_grad_norm, ema_update, grad_norm};
 use crate::par;
 use crate::path::{Path, TimeSampling};
-use crate::rng::{self, Rng};
+use crate::rng::Rng;
 use crate::sampler::{Record, SamplerConfig};
 
 /// How source and data samples are paired in a batch.
@@ -236,6 +236,27 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Checks that `new` changes only what a running trainer can switch in place (path, time
+    /// sampling, batch, optimizer, schedule, clipping, EMA, coupling, label dropout): the
+    /// network's shape, the data, the source, the pool size and the seed need a new run.
+    pub fn check_same_run(&self, new: &Self) -> Result<(), Error> {
+        if new.mlp != self.mlp {
+            return Err(Error::config(
+                "the network's shape changed: start a new training run",
+            ));
+        }
+        if new.dataset != self.dataset
+            || new.source != self.source
+            || new.pool_size != self.pool_size
+            || new.seed != self.seed
+        {
+            return Err(Error::config(
+                "the data, source or seed changed: start a new training run",
+            ));
+        }
+        Ok(())
+    }
+
     /// The model spec a trainer with this configuration produces.
     pub fn model_spec(&self) -> ModelSpec {
         ModelSpec {
@@ -260,7 +281,8 @@ pub struct CouplingPool {
 
 /// The data pool and source pool (`None` for N(0, I)) a run with `config` trains on: the user's
 /// own points where given (for a custom dataset or source), built-in ones drawn from the seed.
-/// Shared by the CPU and GPU trainers, so both train on the same pools.
+/// Shared by the CPU and GPU trainers, so both train on the same pools; [`check_pools`] checks
+/// them against the configuration.
 pub fn resolve_pools(
     config: &TrainConfig,
     data: Option<Points>,
@@ -287,14 +309,24 @@ pub fn resolve_pools(
             )));
         }
     };
-    config.validate(&data)?;
-    if !config.source.is_standard_normal() && source.as_ref().is_none_or(Points::is_empty) {
+    Ok((data, source))
+}
+
+/// Checks `config` against the pools a trainer is given: the settings, the data's classes, and
+/// that a non-normal source has points. Both trainers call it before building anything.
+pub fn check_pools(
+    config: &TrainConfig,
+    data: &Points,
+    source: Option<&Points>,
+) -> Result<(), Error> {
+    config.validate(data)?;
+    if !config.source.is_standard_normal() && source.is_none_or(Points::is_empty) {
         return Err(Error::config(format!(
             "the source '{}' has no points",
             config.source.name()
         )));
     }
-    Ok((data, source))
+    Ok(())
 }
 
 /// The coupling of reflow round `round + 1` (QR §7.1): `pairs` source points taken along
@@ -413,13 +445,7 @@ impl CpuTrainer {
         data: Points,
         source: Option<Points>,
     ) -> Result<Self, Error> {
-        config.validate(&data)?;
-        if !config.source.is_standard_normal() && source.as_ref().is_none_or(Points::is_empty) {
-            return Err(Error::config(format!(
-                "the source '{}' has no points",
-                config.source.name()
-            )));
-        }
+        check_pools(&config, &data, source.as_ref())?;
         let mlp = Mlp::new(config.mlp)?;
         let params = mlp.init_params(config.seed);
         let n = mlp.num_params();
@@ -454,20 +480,7 @@ impl CpuTrainer {
     /// optimizer, schedule, clipping, EMA, coupling, label dropout. The weights, optimizer state
     /// and step count are kept. A different network shape or dataset needs a new trainer.
     pub fn set_config(&mut self, config: TrainConfig) -> Result<(), Error> {
-        if config.mlp != self.config.mlp {
-            return Err(Error::config(
-                "the network's shape changed: start a new training run",
-            ));
-        }
-        if config.dataset != self.config.dataset
-            || config.source != self.config.source
-            || config.pool_size != self.config.pool_size
-            || config.seed != self.config.seed
-        {
-            return Err(Error::config(
-                "the data, source or seed changed: start a new training run",
-            ));
-        }
+        self.config.check_same_run(&config)?;
         config.validate(&self.data)?;
         self.adam.set_config(config.optimizer);
         if config.steps != self.config.steps && self.round == 0 {
@@ -599,19 +612,12 @@ impl CpuTrainer {
 
     /// The batch's random draws for the current step: exactly what the GPU trainer draws.
     fn draw_batch(&mut self) {
-        let draws = BatchDraws {
-            key: rng::key_from_seed(self.config.seed),
-            data: &self.data,
-            source: self.source.as_ref(),
-            pairs: self.pairs.as_ref(),
-            time_sampling: self.config.time_sampling,
-            p_drop: self.config.p_drop,
-            null_label: self
-                .config
-                .mlp
-                .is_conditional()
-                .then(|| self.config.mlp.null_label()),
-        };
+        let draws = BatchDraws::new(
+            &self.config,
+            &self.data,
+            self.source.as_ref(),
+            self.pairs.as_ref(),
+        );
         draws.fill(self.step, self.config.batch, &mut self.batch.pairs);
     }
 

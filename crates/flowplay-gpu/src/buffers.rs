@@ -34,18 +34,17 @@ pub(crate) fn storage_with<T: bytemuck::Pod>(
     data: &[T],
 ) -> wgpu::Buffer {
     let bytes: &[u8] = bytemuck::cast_slice(data);
-    if bytes.len() < 16 {
-        let mut padded = [0_u8; 16];
+    let mut padded;
+    let contents = if bytes.len() < 16 {
+        padded = [0_u8; 16];
         padded[..bytes.len()].copy_from_slice(bytes);
-        return device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: &padded,
-            usage: STORAGE,
-        });
-    }
+        &padded[..]
+    } else {
+        bytes
+    };
     device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
-        contents: bytes,
+        contents,
         usage: STORAGE,
     })
 }
@@ -104,30 +103,24 @@ pub fn read_blocking(
     Ok(data)
 }
 
-/// [`read_blocking`] as `f32`s.
+/// [`read_blocking`] of `len` elements of `T` from element `offset_elems` (`f32`, `u32`, …).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn read_f32(
+pub fn read_pod<T: bytemuck::Pod>(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
     src: &wgpu::Buffer,
     offset_elems: u64,
     len: usize,
-) -> Result<Vec<f32>, GpuError> {
-    let bytes = read_blocking(device, queue, src, offset_elems * 4, len as u64 * 4)?;
-    Ok(bytemuck::pod_collect_to_vec(&bytes[..len * 4]))
-}
-
-/// [`read_blocking`] as `u32`s.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn read_u32(
-    device: &wgpu::Device,
-    queue: &wgpu::Queue,
-    src: &wgpu::Buffer,
-    offset_elems: u64,
-    len: usize,
-) -> Result<Vec<u32>, GpuError> {
-    let bytes = read_blocking(device, queue, src, offset_elems * 4, len as u64 * 4)?;
-    Ok(bytemuck::pod_collect_to_vec(&bytes[..len * 4]))
+) -> Result<Vec<T>, GpuError> {
+    let size = size_of::<T>();
+    let bytes = read_blocking(
+        device,
+        queue,
+        src,
+        offset_elems * size as u64,
+        (len * size) as u64,
+    )?;
+    Ok(bytemuck::pod_collect_to_vec(&bytes[..len * size]))
 }
 
 const FREE: u8 = 0;

@@ -17,12 +17,18 @@ pub mod common {
     pub const PATH: &str = include_str!("../../../shaders/common/path.wgsl");
     /// The tiled matrix product.
     pub const GEMM: &str = include_str!("../../../shaders/common/gemm.wgsl");
+    /// The per-step values and control flags of a training step.
+    pub const TRAIN_STEP: &str = include_str!("../../../shaders/common/train_step.wgsl");
+    /// One ODE stage's values.
+    pub const STAGE: &str = include_str!("../../../shaders/common/stage.wgsl");
     /// Every helper with its file name, for the validation test.
-    pub const ALL: [(&str, &str); 4] = [
+    pub const ALL: [(&str, &str); 6] = [
         ("common/math.wgsl", MATH),
         ("common/rng.wgsl", RNG),
         ("common/path.wgsl", PATH),
         ("common/gemm.wgsl", GEMM),
+        ("common/train_step.wgsl", TRAIN_STEP),
+        ("common/stage.wgsl", STAGE),
     ];
 }
 
@@ -62,12 +68,12 @@ macro_rules! shader {
 }
 
 shader!(LINEAR_FORWARD, "linear_forward.wgsl", [MATH, GEMM]);
-shader!(TIME_BRANCH, "time_branch.wgsl", [MATH]);
+shader!(TIME_BRANCH, "time_branch.wgsl", [MATH, STAGE]);
 shader!(LABEL_ROWS, "label_rows.wgsl", []);
-shader!(ODE_STAGE, "ode_stage.wgsl", [MATH, PATH]);
+shader!(ODE_STAGE, "ode_stage.wgsl", [MATH, PATH, STAGE]);
 shader!(PARTICLE_HISTOGRAM, "particle_histogram.wgsl", []);
 shader!(GRID_POINTS, "grid_points.wgsl", []);
-shader!(BATCH_DRAW, "batch_draw.wgsl", [MATH, RNG, PATH]);
+shader!(BATCH_DRAW, "batch_draw.wgsl", [MATH, RNG, PATH, TRAIN_STEP]);
 shader!(MSE_LOSS, "mse_loss.wgsl", []);
 shader!(
     LINEAR_BACKWARD_INPUT,
@@ -82,8 +88,8 @@ shader!(
 shader!(GRAD_REDUCE, "grad_reduce.wgsl", []);
 shader!(LABEL_EMBED_GRAD, "label_embed_grad.wgsl", []);
 shader!(GRAD_NORM, "grad_norm.wgsl", []);
-shader!(STEP_STATS, "step_stats.wgsl", [MATH]);
-shader!(ADAMW_EMA, "adamw_ema.wgsl", []);
+shader!(STEP_STATS, "step_stats.wgsl", [MATH, TRAIN_STEP]);
+shader!(ADAMW_EMA, "adamw_ema.wgsl", [TRAIN_STEP]);
 
 /// Every kernel.
 pub const SHADERS: &[ShaderSource] = &[

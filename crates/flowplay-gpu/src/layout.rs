@@ -64,4 +64,15 @@ impl MlpOffsets {
     pub(crate) fn output(&self) -> LinearOffsets {
         self.layers[self.layers.len() - 1]
     }
+
+    /// Elements of the largest layer's weight-and-bias gradient, `outputs · (inputs + 1)`: the
+    /// size of one split of `linear_backward_weight.wgsl`'s partial sums.
+    pub(crate) fn widest_gradient(&self) -> u64 {
+        self.layers
+            .iter()
+            .chain([&self.t1, &self.t3])
+            .map(|l| u64::from(l.outputs) * (u64::from(l.inputs) + 1))
+            .max()
+            .unwrap_or(1)
+    }
 }

@@ -119,7 +119,7 @@ impl Rect {
     }
 }
 
-/// Keep in sync with `Stage` in `shaders/time_branch.wgsl` and `shaders/ode_stage.wgsl`.
+/// Keep in sync with `Stage` in `shaders/common/stage.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 struct StageUniform {
@@ -1151,7 +1151,7 @@ impl GpuSampler {
             if len == 0 {
                 return Ok(Vec::new());
             }
-            let flat = buffers::read_f32(device, queue, buffer, 0, 2 * len)?;
+            let flat = buffers::read_pod::<f32>(device, queue, buffer, 0, 2 * len)?;
             Ok(flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
         };
         let [rp, re, rv] = &self.particles.rec;
@@ -1275,7 +1275,7 @@ impl GpuSampler {
         });
         self.encode_histogram(device, queue, &mut encoder, rect, nx, ny)?;
         queue.submit([encoder.finish()]);
-        buffers::read_u32(
+        buffers::read_pod::<u32>(
             device,
             queue,
             &self.counts.buffer,
@@ -1410,7 +1410,7 @@ impl GpuSampler {
             cfg_scale,
         )?;
         queue.submit([encoder.finish()]);
-        let flat = buffers::read_f32(
+        let flat = buffers::read_pod::<f32>(
             device,
             queue,
             &self.grid.rec[2].buffer,

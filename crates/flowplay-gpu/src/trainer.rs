@@ -29,7 +29,9 @@ use flowplay_core::data::Points;
 use flowplay_core::mlp::Mlp;
 use flowplay_core::path::TimeSampling;
 use flowplay_core::rng;
-use flowplay_core::train::{Coupling, CouplingPool, StepStats, TrainConfig, resolve_pools};
+use flowplay_core::train::{
+    Coupling, CouplingPool, StepStats, TrainConfig, check_pools, resolve_pools,
+};
 
 use crate::GpuError;
 use crate::buffers::{self, StagingRing};
@@ -52,7 +54,7 @@ const MAX_PARTIAL_BYTES: u64 = 32 << 20;
 /// Workgroups of `grad_norm.wgsl` (its `GROUPS`).
 const NORM_GROUPS: u32 = 256;
 
-/// Per-step values. Keep in sync with `StepValues` in batch_draw/step_stats/adamw_ema.wgsl.
+/// Per-step values. Keep in sync with `StepValues` in shaders/common/train_step.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 struct StepValues {
@@ -180,7 +182,7 @@ struct AdamWUniform {
     pad: [u32; 3],
 }
 
-/// Keep in sync with `Control` in step_stats.wgsl and adamw_ema.wgsl.
+/// Keep in sync with `Control` in shaders/common/train_step.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 struct Control {
@@ -358,13 +360,7 @@ impl BatchBuffers {
         let b = u64::from(capacity);
         let h = u64::from(mlp.hidden);
         let f = |label: &str, floats: u64| buffers::storage(device, label, floats * 4);
-        let width = mlp
-            .layers
-            .iter()
-            .chain([&mlp.t1, &mlp.t3])
-            .map(|l| u64::from(l.outputs) * (u64::from(l.inputs) + 1))
-            .max()
-            .unwrap_or(1);
+        let width = mlp.widest_gradient();
         let splits = u64::from(splits_for(capacity, mlp));
         Self {
             capacity,
@@ -396,14 +392,7 @@ impl BatchBuffers {
 
 /// How many splits the weight-gradient products use for `batch` rows.
 fn splits_for(batch: u32, mlp: &MlpOffsets) -> u32 {
-    let widest = mlp
-        .layers
-        .iter()
-        .chain([&mlp.t1, &mlp.t3])
-        .map(|l| u64::from(l.outputs) * (u64::from(l.inputs) + 1) * 4)
-        .max()
-        .unwrap_or(4);
-    let by_memory = (MAX_PARTIAL_BYTES / widest).max(1) as u32;
+    let by_memory = (MAX_PARTIAL_BYTES / (mlp.widest_gradient() * 4)).max(1) as u32;
     batch.div_ceil(SPLIT_ROWS).clamp(1, by_memory.min(64))
 }
 
@@ -579,6 +568,7 @@ impl GpuTrainer {
     ) -> Result<Self, GpuError> {
         crate::check_compute_limits(&device.limits())?;
         let (data, source) = resolve_pools(&config, data, source)?;
+        check_pools(&config, &data, source.as_ref())?;
         let mlp = Mlp::new(config.mlp)?;
         let offsets = MlpOffsets::new(&mlp);
         check_sizes(
@@ -721,21 +711,7 @@ impl GpuTrainer {
     /// sampling, batch, optimizer, schedule, clipping, EMA, coupling, label dropout. Weights,
     /// optimizer state and step count are kept; buffers grow only if the batch outgrows them.
     pub fn set_config(&mut self, config: TrainConfig) -> Result<(), GpuError> {
-        if config.mlp != self.config.mlp {
-            return Err(
-                Error::config("the network's shape changed: start a new training run").into(),
-            );
-        }
-        if config.dataset != self.config.dataset
-            || config.source != self.config.source
-            || config.pool_size != self.config.pool_size
-            || config.seed != self.config.seed
-        {
-            return Err(Error::config(
-                "the data, source or seed changed: start a new training run",
-            )
-            .into());
-        }
+        self.config.check_same_run(&config)?;
         config.validate(&self.data)?;
         check_sizes(
             &self.device,
@@ -773,6 +749,7 @@ impl GpuTrainer {
             ..self.config.clone()
         };
         let (data, source_pool) = resolve_pools(&config, data, source_points)?;
+        check_pools(&config, &data, source_pool.as_ref())?;
         check_sizes(
             &self.device,
             &config,
@@ -946,21 +923,40 @@ impl GpuTrainer {
     /// Trains `steps` steps and waits for them (native: the CLI, benchmarks, tests).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn train_blocking(&mut self, steps: u64) -> Result<Vec<StepStats>, GpuError> {
-        let mut left = steps;
         let mut out = Vec::with_capacity(steps as usize);
+        self.train_blocking_with(steps, |stats| out.push(*stats))?;
+        Ok(out)
+    }
+
+    /// Trains `steps` steps, handing each step's statistics to `progress` as they come back,
+    /// and waits for the last (native). Submissions stay queued ahead of the readback, so the
+    /// GPU does not idle while the CPU reports.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn train_blocking_with(
+        &mut self,
+        steps: u64,
+        mut progress: impl FnMut(&StepStats),
+    ) -> Result<(), GpuError> {
+        let mut left = steps;
         while left > 0 {
             let n = self.submit(left.min(u64::from(u32::MAX)) as u32)?;
             if n == 0 {
                 self.wait()?;
             }
             left -= u64::from(n);
-            out.extend(self.poll()?);
+            self.poll()?.iter().for_each(&mut progress);
         }
+        self.finish(progress)
+    }
+
+    /// Waits for every submitted step and hands their statistics to `progress` (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn finish(&mut self, mut progress: impl FnMut(&StepStats)) -> Result<(), GpuError> {
         while self.in_flight() {
             self.wait()?;
-            out.extend(self.poll()?);
+            self.poll()?.iter().for_each(&mut progress);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Waits until the GPU has finished everything submitted (native).
@@ -976,7 +972,7 @@ impl GpuTrainer {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read_params(&self, use_ema: bool) -> Result<Vec<f32>, GpuError> {
         let buffer = if use_ema { &self.ema } else { &self.params };
-        buffers::read_f32(
+        buffers::read_pod::<f32>(
             &self.device,
             &self.queue,
             buffer,
@@ -990,8 +986,8 @@ impl GpuTrainer {
     pub fn read_moments(&self) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
         let n = self.offsets.total as usize;
         Ok((
-            buffers::read_f32(&self.device, &self.queue, &self.adam_m, 0, n)?,
-            buffers::read_f32(&self.device, &self.queue, &self.adam_v, 0, n)?,
+            buffers::read_pod::<f32>(&self.device, &self.queue, &self.adam_m, 0, n)?,
+            buffers::read_pod::<f32>(&self.device, &self.queue, &self.adam_v, 0, n)?,
         ))
     }
 
@@ -1009,11 +1005,8 @@ impl GpuTrainer {
     /// reads them back (native; for tests and step-by-step views).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn inspect(&mut self) -> Result<Inspection, GpuError> {
-        // Finish pending work first so the parameters are current.
-        while self.in_flight() {
-            self.wait()?;
-            self.poll()?;
-        }
+        // Finish pending work first so the parameters are current (its losses are recorded).
+        self.finish(|_| {})?;
         self.write_step_values(1);
         if self.uses_uploaded_batches() {
             self.upload_ot_batches(1);
@@ -1028,29 +1021,42 @@ impl GpuTrainer {
         let b = self.config.batch;
         let (device, queue) = (&self.device, &self.queue);
         let h = self.offsets.hidden as usize;
-        let net_input = buffers::read_f32(device, queue, &self.batch.net_input, 0, b * (2 + h))?;
+        let net_input =
+            buffers::read_pod::<f32>(device, queue, &self.batch.net_input, 0, b * (2 + h))?;
         let pairs =
             |v: Vec<f32>| -> Vec<[f32; 2]> { v.chunks_exact(2).map(|c| [c[0], c[1]]).collect() };
         let partials =
-            buffers::read_f32(device, queue, &self.batch.loss_partials, 0, b.div_ceil(256))?;
+            buffers::read_pod::<f32>(device, queue, &self.batch.loss_partials, 0, b.div_ceil(256))?;
         let loss = (partials.iter().map(|&p| f64::from(p)).sum::<f64>() / (2 * b) as f64) as f32;
         Ok(Inspection {
-            t: buffers::read_f32(device, queue, &self.batch.t, 0, b)?,
-            labels: buffers::read_u32(device, queue, &self.batch.labels, 0, b)?,
+            t: buffers::read_pod::<f32>(device, queue, &self.batch.t, 0, b)?,
+            labels: buffers::read_pod::<u32>(device, queue, &self.batch.labels, 0, b)?,
             x_in: net_input
                 .chunks_exact(2 + h)
                 .map(|row| [row[0], row[1]])
                 .collect(),
-            target: pairs(buffers::read_f32(
+            target: pairs(buffers::read_pod::<f32>(
                 device,
                 queue,
                 &self.batch.target,
                 0,
                 2 * b,
             )?),
-            out: pairs(buffers::read_f32(device, queue, &self.batch.out, 0, 2 * b)?),
+            out: pairs(buffers::read_pod::<f32>(
+                device,
+                queue,
+                &self.batch.out,
+                0,
+                2 * b,
+            )?),
             loss,
-            grads: buffers::read_f32(device, queue, &self.grads, 0, self.offsets.total as usize)?,
+            grads: buffers::read_pod::<f32>(
+                device,
+                queue,
+                &self.grads,
+                0,
+                self.offsets.total as usize,
+            )?,
         })
     }
 
@@ -1093,19 +1099,7 @@ impl GpuTrainer {
         let Coupling::MinibatchOt { block } = self.config.coupling else {
             return;
         };
-        let draws = BatchDraws {
-            key: rng::key_from_seed(self.config.seed),
-            data: &self.data,
-            source: self.source.as_ref(),
-            pairs: None,
-            time_sampling: self.config.time_sampling,
-            p_drop: self.config.p_drop,
-            null_label: self
-                .config
-                .mlp
-                .is_conditional()
-                .then(|| self.config.mlp.null_label()),
-        };
+        let draws = BatchDraws::new(&self.config, &self.data, self.source.as_ref(), None);
         let b = self.config.batch;
         let mut words: Vec<f32> = Vec::with_capacity(n as usize * b * 6);
         for k in 0..u64::from(n) {

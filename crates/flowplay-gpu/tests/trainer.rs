@@ -18,7 +18,6 @@ use flowplay_core::flow::DataSource;
 use flowplay_core::mlp::{Mlp, MlpConfig, Prepared, Workspace};
 use flowplay_core::optim::{AdamW, AdamWConfig, clip_grad_norm, ema_update};
 use flowplay_core::path::{Path, TimeSampling};
-use flowplay_core::rng;
 use flowplay_core::train::{Coupling, CouplingPool, CpuTrainer, LrSchedule, TrainConfig};
 use flowplay_gpu::{GpuError, GpuTrainer};
 
@@ -62,15 +61,12 @@ fn flat(v: &[[f32; 2]]) -> Vec<f32> {
 /// The CPU's batch for `trainer`'s next step.
 fn cpu_batch(trainer: &GpuTrainer, step: u64) -> BatchPairs {
     let cfg = trainer.config();
-    let draws = BatchDraws {
-        key: rng::key_from_seed(cfg.seed),
-        data: trainer.data(),
-        source: trainer.source_pool(),
-        pairs: trainer.coupling_pool(),
-        time_sampling: cfg.time_sampling,
-        p_drop: cfg.p_drop,
-        null_label: cfg.mlp.is_conditional().then(|| cfg.mlp.null_label()),
-    };
+    let draws = BatchDraws::new(
+        cfg,
+        trainer.data(),
+        trainer.source_pool(),
+        trainer.coupling_pool(),
+    );
     let mut out = BatchPairs::default();
     draws.fill(step, cfg.batch, &mut out);
     if let (Coupling::MinibatchOt { block }, None) = (cfg.coupling, trainer.coupling_pool()) {
