@@ -123,6 +123,81 @@ pub fn read_pod<T: bytemuck::Pod>(
     Ok(bytemuck::pod_collect_to_vec(&bytes[..len * size]))
 }
 
+/// One read back without blocking: [`Self::encode`] a copy into a fresh staging buffer, submit,
+/// [`Self::start`] the mapping, then [`Self::try_take`] from later frames until the bytes arrive.
+/// For occasional reads (evaluation samples, weights); the trainer's per-step statistics use
+/// [`StagingRing`].
+#[derive(Debug)]
+pub struct PendingRead {
+    buffer: wgpu::Buffer,
+    state: Arc<AtomicU8>,
+    bytes: u64,
+}
+
+impl PendingRead {
+    /// Encodes a copy of `bytes` of `src` from `offset` into a new staging buffer.
+    pub fn encode(
+        device: &wgpu::Device,
+        encoder: &mut wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+    ) -> Self {
+        let bytes = bytes.next_multiple_of(4).max(4);
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("flowplay::pending_read"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        encoder.copy_buffer_to_buffer(src, offset, &buffer, 0, bytes);
+        Self {
+            buffer,
+            state: Arc::new(AtomicU8::new(PENDING)),
+            bytes,
+        }
+    }
+
+    /// Starts mapping; call after submitting the encoder that holds the copy.
+    pub fn start(&self) {
+        let state = Arc::clone(&self.state);
+        self.buffer
+            .map_async(wgpu::MapMode::Read, 0..self.bytes, move |result| {
+                state.store(
+                    if result.is_ok() { MAPPED } else { FAILED },
+                    Ordering::Release,
+                );
+            });
+    }
+
+    /// The bytes, once they have arrived (`None` until then). Never blocks: on native it polls
+    /// the device once; in the browser the mapping completes between frames by itself.
+    pub fn try_take(&self, device: &wgpu::Device) -> Option<Result<Vec<u8>, GpuError>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Err(e) = device.poll(wgpu::PollType::Poll) {
+            return Some(Err(GpuError::Readback(e.to_string())));
+        }
+        #[cfg(target_arch = "wasm32")]
+        let _ = device;
+        match self.state.load(Ordering::Acquire) {
+            MAPPED => {
+                let data = self
+                    .buffer
+                    .get_mapped_range(..)
+                    .map(|view| view.to_vec())
+                    .map_err(|e| GpuError::Readback(e.to_string()));
+                self.buffer.unmap();
+                self.state.store(FREE, Ordering::Release);
+                Some(data)
+            }
+            FAILED => Some(Err(GpuError::Readback(
+                "a staging buffer could not be mapped".into(),
+            ))),
+            _ => None,
+        }
+    }
+}
+
 const FREE: u8 = 0;
 const PENDING: u8 = 1;
 const MAPPED: u8 = 2;

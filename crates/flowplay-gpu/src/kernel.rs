@@ -90,8 +90,9 @@ shader!(LABEL_EMBED_GRAD, "label_embed_grad.wgsl", []);
 shader!(GRAD_NORM, "grad_norm.wgsl", []);
 shader!(STEP_STATS, "step_stats.wgsl", [MATH, TRAIN_STEP]);
 shader!(ADAMW_EMA, "adamw_ema.wgsl", [TRAIN_STEP]);
+shader!(PARTICLES_DRAW, "particles_draw.wgsl", []);
 
-/// Every kernel.
+/// Every kernel, and the particle render shader.
 pub const SHADERS: &[ShaderSource] = &[
     LINEAR_FORWARD,
     TIME_BRANCH,
@@ -108,6 +109,7 @@ pub const SHADERS: &[ShaderSource] = &[
     GRAD_NORM,
     STEP_STATS,
     ADAMW_EMA,
+    PARTICLES_DRAW,
 ];
 
 /// What a kernel binds at one slot of its bind group.

@@ -10,18 +10,22 @@
 //!   through a ring of staging buffers without blocking;
 //! - [`GpuSampler`]: Euler, Heun and RK4 (with classifier-free guidance and TRELLIS's time shift)
 //!   over particles in chunks, trajectories, predicted endpoints, a 2-D histogram and the
-//!   velocity field on a grid.
+//!   velocity field on a grid;
+//! - [`ParticleRenderer`]: particles, trails and predicted endpoints drawn straight from the
+//!   sampler's buffers by a render pipeline.
 
 pub mod buffers;
 mod context;
 mod error;
 pub mod kernel;
 mod layout;
+mod render;
 mod sampler;
 mod trainer;
 mod uniforms;
 
 pub use context::{GpuContext, REQUIRE_GPU_ENV, check_compute_limits, required_limits};
 pub use error::GpuError;
+pub use render::{DrawFrame, ParticleRenderer, ParticleSource, Rgba, segment_at};
 pub use sampler::{GpuSampler, Rect};
 pub use trainer::{GpuTrainer, Inspection, MAX_STEPS_PER_SUBMIT};
