@@ -1,192 +1,482 @@
 //! The playground's state and frame loop.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Line, Plot, PlotPoints};
 use flowplay_core::data::Dataset;
-use flowplay_core::flow::SampleRequest;
-use flowplay_core::sampler::{Record, SamplerConfig, Solver, Trajectories};
-use flowplay_core::train::CpuTrainer;
+use flowplay_core::sampler::{SamplerConfig, Solver};
 use web_time::{Duration, Instant};
 
-use crate::canvas::{self, View};
-use crate::settings::{POOL_SIZE, PathKind, Settings};
+use crate::canvas::{self, Layers, View};
+use crate::engine::{Backend, EVAL_POINTS, Engine, FlowRequest};
+use crate::settings::{Compute, POOL_SIZE, PathKind, Settings};
+use crate::web::{self, Status};
 
-/// Time per frame spent training, so that the frame stays smooth.
-const TRAIN_BUDGET: Duration = Duration::from_millis(12);
 /// How often the particles are re-integrated with the newest weights while training.
 const FLOW_REFRESH: Duration = Duration::from_millis(400);
-/// Seconds for the particles to travel from t = 0 to t = 1.
+/// How often W2 against held-out data is measured while training.
+const EVAL_EVERY: Duration = Duration::from_secs(2);
+/// Seconds for the particles to travel from t = 0 to t = 1 at speed 1.
 const TRAVEL_SECS: f32 = 3.0;
 /// Data points drawn.
 const DATA_SHOWN: usize = 3000;
+/// Steps averaged per point of the loss curve.
+const LOSS_WINDOW: usize = 20;
+
+/// egui's wgpu device, when it can run the compute kernels.
+#[derive(Clone)]
+struct GpuHandle {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    /// A software renderer (llvmpipe, SwiftShader): the CPU reference trains faster there.
+    software: bool,
+}
+
+/// A rate over the last second: steps per second, frames per second.
+#[derive(Default)]
+struct RateMeter {
+    samples: VecDeque<(Instant, f64)>,
+}
+
+impl RateMeter {
+    /// Records the running total `count` now; returns the rate over the last second or so.
+    fn record(&mut self, count: f64) -> f64 {
+        let now = Instant::now();
+        self.samples.push_back((now, count));
+        while self.samples.len() > 2
+            && now.duration_since(self.samples[0].0) > Duration::from_millis(1500)
+        {
+            self.samples.pop_front();
+        }
+        self.rate()
+    }
+
+    fn rate(&self) -> f64 {
+        let (Some(first), Some(last)) = (self.samples.front(), self.samples.back()) else {
+            return 0.0;
+        };
+        let secs = last.0.duration_since(first.0).as_secs_f64();
+        if secs < 0.2 {
+            return 0.0;
+        }
+        (last.1 - first.1) / secs
+    }
+
+    fn reset(&mut self) {
+        self.samples.clear();
+    }
+}
 
 /// The playground application.
 pub struct PlaygroundApp {
     settings: Settings,
-    trainer: CpuTrainer,
-    data_shown: Vec<[f32; 2]>,
-    view: View,
-    training: bool,
+    engine: Engine,
+    gpu: Option<GpuHandle>,
+    adapter: String,
+    /// Why there is no GPU compute, when there is none.
+    no_gpu: Option<String>,
+    /// The last error, in plain words.
     notice: Option<String>,
-    flow: Option<Trajectories>,
+    /// Set while the particle count is clamped to the device's limits.
+    limit_notice: Option<String>,
+    data_shown: Vec<[f32; 2]>,
+    held_out: Vec<[f32; 2]>,
+    view: View,
+    fit: View,
+    training: bool,
+    flow_request: Option<FlowRequest>,
+    flow_version: u64,
     flow_stale: bool,
     flow_at: Instant,
+    /// Cleared while a GPU refresh is still running, so that refreshes never pile up.
+    flow_done: Arc<AtomicBool>,
     time: f32,
     playing: bool,
+    speed: f32,
+    steps_rate: RateMeter,
+    frame_rate: RateMeter,
+    frames: u64,
     steps_per_sec: f64,
+    fps: f64,
     smoothed_loss: Vec<[f64; 2]>,
+    w2: Vec<[f64; 2]>,
+    eval_at: Instant,
+    evaluated_step: Option<u64>,
+    hash: Option<String>,
 }
 
 impl PlaygroundApp {
-    /// Called once by eframe before the first frame.
-    pub fn new(_cc: &eframe::CreationContext<'_>) -> Self {
-        Self::with_settings(Settings::default())
-    }
-
-    fn with_settings(settings: Settings) -> Self {
-        let (trainer, notice) = match build_trainer(&settings) {
-            Ok(trainer) => (trainer, None),
-            Err(message) => {
-                // The defaults always build; fall back to them with the reason shown.
-                let defaults = Settings::default();
-                let trainer = build_trainer(&defaults).unwrap_or_else(|e| unreachable!("{e}"));
-                (trainer, Some(message))
-            }
-        };
-        let data_shown: Vec<[f32; 2]> =
-            trainer.data().xy.iter().take(DATA_SHOWN).copied().collect();
-        let view = View::fit(&data_shown, trainer.config().path.prior_scale());
-        Self {
-            settings,
-            trainer,
-            data_shown,
-            view,
-            training: false,
-            notice,
-            flow: None,
-            flow_stale: true,
-            flow_at: Instant::now(),
-            time: 0.0,
-            playing: true,
-            steps_per_sec: 0.0,
-            smoothed_loss: Vec::new(),
-        }
-    }
-
-    /// A one-line summary: what tests read from the page title.
-    fn status_line(&self) -> String {
-        let loss = self.smoothed_loss.last().map_or(f64::NAN, |p| p[1]);
-        format!(
-            "flowplay · {} · step {} · loss {:.4} · {:.0} steps/s",
-            if self.training { "training" } else { "paused" },
-            self.trainer.steps_done(),
-            loss,
-            self.steps_per_sec
-        )
-    }
-
-    /// Runs training steps for up to one frame's budget.
-    fn train_for_a_frame(&mut self) {
-        let started = Instant::now();
-        let mut steps = 0_u32;
-        while started.elapsed() < TRAIN_BUDGET {
-            match self.trainer.step() {
-                Ok(_) => steps += 1,
-                Err(error) => {
-                    self.training = false;
-                    self.notice = Some(format!(
-                        "{error}. Training is paused; the weights of the last good step are kept."
-                    ));
-                    break;
+    /// Called once by eframe before the first frame: picks the GPU when egui's device can run
+    /// compute shaders, else the CPU reference (with the reason shown), and applies the
+    /// settings in the URL.
+    pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
+        let (gpu, adapter, why_not) = match &cc.wgpu_render_state {
+            Some(rs) => {
+                let info = rs.adapter.get_info();
+                let adapter = format!("{} ({:?})", info.name, info.backend);
+                let compute = rs
+                    .adapter
+                    .get_downlevel_capabilities()
+                    .flags
+                    .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
+                let limits = flowplay_gpu::check_compute_limits(&rs.device.limits());
+                if compute && limits.is_ok() {
+                    crate::paint::install(rs);
+                    let gpu = GpuHandle {
+                        device: rs.device.clone(),
+                        queue: rs.queue.clone(),
+                        software: info.device_type == wgpu::DeviceType::Cpu,
+                    };
+                    (Some(gpu), adapter, None)
+                } else {
+                    let why = limits.err().map_or_else(
+                        || "it has no compute shaders".to_string(),
+                        |e| e.to_string(),
+                    );
+                    (None, adapter, Some(why))
                 }
             }
+            None => (
+                None,
+                "none".to_string(),
+                Some("no wgpu renderer".to_string()),
+            ),
+        };
+        let no_gpu = why_not.map(|why| {
+            format!(
+                "This browser has no WebGPU compute ({adapter}: {why}), so training runs on the \
+                 CPU reference instead: slower, with everything else the same."
+            )
+        });
+        let mut settings = Settings::default();
+        let mut notice = None;
+        let mut train = false;
+        let hash = web::read_hash();
+        if let Some(query) = web::initial_query().filter(|q| !q.is_empty()) {
+            match settings.with_query(&query) {
+                Ok((s, t)) => {
+                    settings = s;
+                    train = t.unwrap_or(false);
+                }
+                Err(why) => notice = Some(why),
+            }
         }
-        let elapsed = started.elapsed().as_secs_f64();
-        if steps > 0 && elapsed > 0.0 {
-            let rate = f64::from(steps) / elapsed;
-            self.steps_per_sec = if self.steps_per_sec == 0.0 {
-                rate
-            } else {
-                0.9 * self.steps_per_sec + 0.1 * rate
-            };
+        let mut app = Self::build(settings, gpu, adapter, no_gpu);
+        app.hash = hash;
+        app.training = train;
+        if app.notice.is_none() {
+            app.notice = notice;
+        }
+        app
+    }
+
+    /// A fresh app for `settings` on `gpu` (or the CPU).
+    fn build(
+        settings: Settings,
+        gpu: Option<GpuHandle>,
+        adapter: String,
+        no_gpu: Option<String>,
+    ) -> Self {
+        let (engine, settings, notice) = match Self::make_engine(&settings, gpu.as_ref()) {
+            Ok(engine) => (engine, settings, None),
+            Err(why) => {
+                // The defaults always build; fall back to them with the reason shown.
+                let defaults = Settings {
+                    compute: settings.compute,
+                    ..Settings::default()
+                };
+                let engine = Self::make_engine(&defaults, gpu.as_ref())
+                    .or_else(|_| Self::make_engine(&defaults, None))
+                    .unwrap_or_else(|e| unreachable!("the default settings build: {e}"));
+                (engine, defaults, Some(why))
+            }
+        };
+        let data_shown: Vec<[f32; 2]> = engine.data().xy.iter().take(DATA_SHOWN).copied().collect();
+        let held_out = settings
+            .dataset
+            .sample(EVAL_POINTS, settings.seed ^ 0x4E1D_u64)
+            .xy;
+        let fit = View::fit(&data_shown, engine.config().path.prior_scale());
+        Self {
+            settings,
+            engine,
+            gpu,
+            adapter,
+            no_gpu,
+            notice,
+            limit_notice: None,
+            data_shown,
+            held_out,
+            view: fit,
+            fit,
+            training: false,
+            flow_request: None,
+            flow_version: 0,
+            flow_stale: true,
+            flow_at: Instant::now(),
+            flow_done: Arc::new(AtomicBool::new(true)),
+            time: 0.0,
+            playing: true,
+            speed: 1.0,
+            steps_rate: RateMeter::default(),
+            frame_rate: RateMeter::default(),
+            frames: 0,
+            steps_per_sec: 0.0,
+            fps: 0.0,
+            smoothed_loss: Vec::new(),
+            w2: Vec::new(),
+            eval_at: Instant::now(),
+            evaluated_step: None,
+            hash: None,
+        }
+    }
+
+    /// The engine `settings` ask for: the GPU unless there is none or the user chose the CPU.
+    fn make_engine(settings: &Settings, gpu: Option<&GpuHandle>) -> Result<Engine, String> {
+        // Drawn once; the data scale (VE's σ_data) comes from the pool, as when the path is switched.
+        let pool = settings.dataset.sample(POOL_SIZE, settings.seed);
+        let config = settings.train_config(pool.rms());
+        let gpu = gpu.filter(|gpu| match settings.compute {
+            Compute::Auto => !gpu.software,
+            Compute::Gpu => true,
+            Compute::Cpu => false,
+        });
+        match gpu {
+            Some(gpu) => Engine::gpu(&gpu.device, &gpu.queue, config, pool),
+            None => Engine::cpu(config, pool),
+        }
+    }
+
+    /// Rebuilds everything for `settings`, keeping whether training runs.
+    fn rebuild(&mut self, settings: Settings) {
+        let training = self.training;
+        let hash = self.hash.take();
+        let notice = self.notice.take();
+        *self = Self::build(
+            settings,
+            self.gpu.clone(),
+            std::mem::take(&mut self.adapter),
+            self.no_gpu.take(),
+        );
+        self.training = training;
+        self.hash = hash;
+        if self.notice.is_none() {
+            self.notice = notice;
+        }
+    }
+
+    /// The state tests and scripts read.
+    fn status(&self) -> Status {
+        Status {
+            backend: self.engine.backend().key(),
+            adapter: self.adapter.clone(),
+            training: self.training,
+            step: self.engine.steps_done(),
+            loss: self.smoothed_loss.last().map(|p| p[1]),
+            steps_per_sec: self.steps_per_sec,
+            fps: self.fps,
+            particles: self.settings.particles,
+            particles_drawn: self.flow_request.as_ref().map_or(0, |r| r.n),
+            solver: self.settings.solver.name(),
+            path: self.settings.path.key(),
+            w2: self.w2.last().map(|p| p[1]),
+            w2_step: self.w2.last().map(|p| p[0] as u64),
+            flow_version: self.flow_version,
+            notice: self.notices(),
+        }
+    }
+
+    /// Every notice in force, one per line.
+    fn notices(&self) -> Option<String> {
+        let software = self
+            .gpu
+            .as_ref()
+            .filter(|gpu| gpu.software && self.engine.backend() == Backend::Cpu)
+            .filter(|_| self.settings.compute == Compute::Auto)
+            .map(|_| {
+                format!(
+                    "The GPU here is a software renderer ({}), on which the CPU reference trains \
+                     faster, so it does. Choose GPU under compute to run the WGSL kernels anyway.",
+                    self.adapter
+                )
+            });
+        let cpu_reason = match self.settings.compute {
+            Compute::Cpu => None,
+            _ => self.no_gpu.clone(),
+        };
+        let all: Vec<String> = [
+            self.notice.clone(),
+            self.limit_notice.clone(),
+            cpu_reason,
+            software,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!all.is_empty()).then(|| all.join("\n"))
+    }
+
+    /// Trains for about a frame, and keeps the loss curve and steps/s current.
+    fn train_for_a_frame(&mut self) {
+        if let Err(why) = self.engine.train_frame() {
+            self.training = false;
+            self.notice = Some(format!(
+                "{why}. Training is paused; the weights of the last good step are kept."
+            ));
         }
         self.update_loss_curve();
     }
 
-    /// The loss curve as means over windows of 20 steps.
+    /// The loss curve as means over windows of [`LOSS_WINDOW`] steps.
     fn update_loss_curve(&mut self) {
-        const WINDOW: usize = 20;
-        let losses = self.trainer.losses();
-        let done = self.smoothed_loss.len() * WINDOW;
+        let losses = self.engine.losses();
+        let done = self.smoothed_loss.len() * LOSS_WINDOW;
         for (k, chunk) in losses[done.min(losses.len())..]
-            .chunks_exact(WINDOW)
+            .chunks_exact(LOSS_WINDOW)
             .enumerate()
         {
-            let mean = chunk.iter().map(|&l| f64::from(l)).sum::<f64>() / WINDOW as f64;
-            let step = (done + (k + 1) * WINDOW) as f64;
+            let mean = chunk.iter().map(|&l| f64::from(l)).sum::<f64>() / LOSS_WINDOW as f64;
+            let step = (done + (k + 1) * LOSS_WINDOW) as f64;
             self.smoothed_loss.push([step, mean]);
         }
     }
 
-    /// Integrates the particles with the current weights.
-    fn refresh_flow(&mut self) {
-        let model = self.trainer.model(false);
-        let request = SampleRequest {
+    /// The particles' solver settings, with the count clamped to what the device can draw.
+    fn flow_request(&mut self) -> FlowRequest {
+        let mut request = FlowRequest {
             sampler: SamplerConfig::new(self.settings.solver, self.settings.sample_steps),
             n: self.settings.particles,
             seed: self.settings.seed ^ 0xF10,
-            labels: None,
-            cfg_scale: 1.0,
-            record: Record {
-                positions: true,
-                endpoints: false,
-                velocities: false,
-            },
+            endpoints: self.settings.endpoints,
         };
-        match model.sample(&request, None) {
-            Ok(out) => self.flow = Some(out.trajectories),
-            Err(error) => self.notice = Some(error.to_string()),
+        let max = self.engine.max_particles(&request);
+        self.limit_notice = (request.n > max).then(|| {
+            let why = match self.engine.backend() {
+                Backend::Gpu => format!(
+                    "this GPU draws at most {max} with {} solver steps",
+                    request.sampler.steps
+                ),
+                Backend::Cpu => format!("the CPU reference integrates at most {max}"),
+            };
+            format!("{} particles asked for, {max} shown: {why}.", request.n)
+        });
+        request.n = request.n.min(max);
+        request
+    }
+
+    /// Re-integrates the particles with the current weights, unless the last GPU refresh is
+    /// still running.
+    fn refresh_flow(&mut self) {
+        if !self.flow_done.load(Ordering::Acquire) {
+            return;
+        }
+        let request = self.flow_request();
+        match self.engine.refresh_flow(&request) {
+            Ok(()) => {
+                if let Some(gpu) = &self.gpu
+                    && self.engine.backend() == Backend::Gpu
+                {
+                    self.flow_done.store(false, Ordering::Release);
+                    let done = Arc::clone(&self.flow_done);
+                    gpu.queue
+                        .on_submitted_work_done(move || done.store(true, Ordering::Release));
+                }
+                self.flow_request = Some(request);
+                self.flow_version += 1;
+            }
+            Err(why) => self.notice = Some(why),
         }
         self.flow_stale = false;
         self.flow_at = Instant::now();
     }
 
-    /// Applies edited settings: a new network when the data or shape changed, else the running
-    /// trainer takes them and keeps its weights.
+    /// Starts a W2 evaluation when one is due, and records finished ones.
+    fn evaluate(&mut self) {
+        if let Some(result) = self.engine.poll_eval(&self.held_out) {
+            match result {
+                Ok((step, w2)) => self.w2.push([step as f64, w2]),
+                Err(why) => self.notice = Some(why),
+            }
+        }
+        let step = self.engine.steps_done();
+        let due = if self.training {
+            self.eval_at.elapsed() > EVAL_EVERY
+        } else {
+            step > 0 && self.evaluated_step != Some(step)
+        };
+        if due && self.evaluated_step != Some(step) {
+            let sampler = SamplerConfig::new(self.settings.solver, self.settings.sample_steps);
+            if let Err(why) = self.engine.start_eval(&sampler) {
+                self.notice = Some(why);
+            }
+            self.evaluated_step = Some(step);
+            self.eval_at = Instant::now();
+        }
+    }
+
+    /// Applies edited settings: a new network when the data, shape or backend changed, else the
+    /// running trainer takes them and keeps its weights.
     fn apply_settings(&mut self, edited: Settings) {
         if edited == self.settings {
             return;
         }
+        web::write_hash(&edited.to_query());
+        self.hash = web::read_hash();
         if self.settings.needs_new_model(&edited) {
-            let training = self.training;
-            *self = Self::with_settings(edited);
-            self.training = training;
+            self.rebuild(edited);
             return;
         }
-        let rms = self.trainer.data().rms();
+        let rms = self.engine.data().rms();
         let mut config = edited.train_config(rms);
         // Keep what the trainer was built with; only the switchable settings change.
-        config.steps = self.trainer.config().steps;
-        match self.trainer.set_config(config) {
+        config.steps = self.engine.config().steps;
+        match self.engine.set_config(config) {
             Ok(()) => {
-                if self.settings.changes_flow(&edited) {
+                if self.settings.changes_flow(&edited)
+                    || edited.endpoints != self.settings.endpoints
+                {
                     self.flow_stale = true;
                 }
                 if edited.path != self.settings.path {
-                    self.view =
-                        View::fit(&self.data_shown, self.trainer.config().path.prior_scale());
+                    self.fit = View::fit(&self.data_shown, self.engine.config().path.prior_scale());
+                    self.view = self.fit;
+                    self.w2.clear();
+                    self.evaluated_step = None;
                 }
                 self.settings = edited;
                 self.notice = None;
             }
-            Err(error) => self.notice = Some(error.to_string()),
+            Err(why) => self.notice = Some(why),
+        }
+    }
+
+    /// Applies the URL hash when it changed (the browser's address bar, a shared link, a test).
+    fn follow_hash(&mut self) {
+        let Some(hash) = web::read_hash() else {
+            return;
+        };
+        if self.hash.as_deref() == Some(hash.as_str()) {
+            return;
+        }
+        self.hash = Some(hash.clone());
+        match self.settings.with_query(&hash) {
+            Ok((settings, train)) => {
+                if let Some(train) = train {
+                    self.training = train;
+                }
+                self.apply_settings(settings);
+            }
+            Err(why) => self.notice = Some(why),
         }
     }
 
     fn settings_ui(&mut self, ui: &mut Ui) {
         let mut edited = self.settings.clone();
         ui.heading("flowplay");
-        ui.label("Flow matching on 2-D data, trained live on the CPU.");
+        ui.label("Flow matching on 2-D data: a velocity network v_θ(t, x) trains live, and particles follow its ODE from noise to data.");
         ui.separator();
 
         let mut reset = false;
@@ -205,23 +495,23 @@ impl PlaygroundApp {
                 .clicked();
         });
         if reset {
-            let training = self.training;
-            *self = Self::with_settings(self.settings.clone());
-            self.training = training;
+            self.rebuild(self.settings.clone());
             return;
         }
         ui.label(format!(
-            "step {} · {:.0} steps/s",
-            self.trainer.steps_done(),
-            self.steps_per_sec
+            "step {} · {:.0} steps/s · {:.0} fps",
+            self.engine.steps_done(),
+            self.steps_per_sec,
+            self.fps
         ));
+        self.compute_ui(ui, &mut edited);
         ui.separator();
 
         ui.label(RichText::new("Data").strong());
         egui::ComboBox::from_label("dataset")
             .selected_text(edited.dataset.name())
             .show_ui(ui, |ui| {
-                for dataset in Dataset::ALL {
+                for dataset in Dataset::ALL.into_iter().filter(|d| *d != Dataset::Normal) {
                     ui.selectable_value(&mut edited.dataset, dataset, dataset.name())
                         .on_hover_text(dataset.description());
                 }
@@ -251,11 +541,11 @@ impl PlaygroundApp {
             .response
             .on_hover_text("Hidden width of the velocity MLP v_θ(t, x) (QR §4.2; a new model).");
         ui.add(
-            egui::Slider::new(&mut edited.batch, 32..=2048)
+            egui::Slider::new(&mut edited.batch, 32..=4096)
                 .logarithmic(true)
                 .text("batch"),
         )
-        .on_hover_text("Pairs (x₀, x₁) per training step.");
+        .on_hover_text("Pairs (x₀, x₁) per training step (QR §4.4).");
         ui.add(
             egui::Slider::new(&mut edited.lr, 1e-4..=1e-2)
                 .logarithmic(true)
@@ -285,30 +575,119 @@ impl PlaygroundApp {
             edited.sample_steps * edited.solver.evals_per_step()
         ));
         ui.add(
-            egui::Slider::new(&mut edited.particles, 50..=3000)
+            egui::Slider::new(&mut edited.particles, 100..=1_000_000)
                 .logarithmic(true)
                 .text("particles"),
-        );
-        ui.checkbox(&mut edited.trails, "trails");
+        )
+        .on_hover_text("Particles integrated from noise (clamped to what the device can draw).");
+        ui.checkbox(&mut edited.trails, "trails")
+            .on_hover_text(format!(
+                "Each particle's path from t = 0 up to now (the first {} particles).",
+                canvas::TRAILS_FOR
+            ));
+        ui.checkbox(&mut edited.endpoints, "predicted endpoints")
+            .on_hover_text(
+                "Where each particle would land if it went straight on with its current velocity: \
+                 x₁ ≈ x_t + (1 − t)·v_θ(t, x_t) (QR §5). They reach the data long before the \
+                 particles do.",
+            );
 
         self.apply_settings(edited);
-        if let Some(notice) = &self.notice {
+        if let Some(notices) = self.notices() {
             ui.separator();
-            ui.colored_label(Color32::from_rgb(220, 80, 60), notice);
+            ui.colored_label(Color32::from_rgb(220, 110, 60), notices);
         }
     }
-}
 
-/// A trainer for `settings`, or why there is none.
-fn build_trainer(settings: &Settings) -> Result<CpuTrainer, String> {
-    // Drawn once; the data scale (VE's σ_data) comes from the pool, as when the path is switched.
-    let pool = settings.dataset.sample(POOL_SIZE, settings.seed);
-    let config = settings.train_config(pool.rms());
-    CpuTrainer::with_custom(config, Some(pool), None).map_err(|e| e.to_string())
+    /// Where training runs: the GPU when there is one, or the CPU reference.
+    fn compute_ui(&self, ui: &mut Ui, edited: &mut Settings) {
+        ui.horizontal(|ui| {
+            ui.label("compute:");
+            ui.radio_value(&mut edited.compute, Compute::Auto, "auto")
+                .on_hover_text(
+                    "The GPU when it is a hardware one; the CPU reference on a software renderer \
+                     or without GPU compute.",
+                );
+            ui.add_enabled_ui(self.gpu.is_some(), |ui| {
+                ui.radio_value(&mut edited.compute, Compute::Gpu, "GPU")
+                    .on_hover_text(format!("WGSL compute shaders on {}", self.adapter))
+                    .on_disabled_hover_text("No GPU with compute shaders here.");
+            });
+            ui.radio_value(&mut edited.compute, Compute::Cpu, "CPU")
+                .on_hover_text(
+                    "The CPU reference (flowplay-core): the same maths, one thread in the \
+                     browser. Switching starts training over.",
+                );
+        });
+    }
+
+    fn plots_ui(&self, ui: &mut Ui) {
+        ui.columns(2, |cols| {
+            let loss = PlotPoints::from(self.smoothed_loss.clone());
+            Plot::new("loss_plot")
+                .x_axis_label("step")
+                .y_axis_label("loss")
+                .allow_scroll(false)
+                .show(&mut cols[0], |plot_ui| {
+                    plot_ui.line(Line::new("training loss", loss));
+                });
+            let w2 = PlotPoints::from(self.w2.clone());
+            Plot::new("w2_plot")
+                .x_axis_label("step")
+                .y_axis_label("W2")
+                .allow_scroll(false)
+                .show(&mut cols[1], |plot_ui| {
+                    plot_ui.line(Line::new("W2 to held-out data", w2));
+                })
+                .response
+                .on_hover_text(format!(
+                    "2-Wasserstein distance between {EVAL_POINTS} samples of the EMA model and \
+                     {EVAL_POINTS} held-out data points (exact matching): 0 is a perfect fit."
+                ));
+        });
+    }
+
+    fn player_ui(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            let label = if self.playing { "Pause" } else { "▶ Play" };
+            if ui
+                .button(label)
+                .on_hover_text("Play or pause the particles")
+                .clicked()
+            {
+                self.playing = !self.playing;
+            }
+            let step = 1.0 / self.settings.sample_steps.max(1) as f32;
+            if ui
+                .button("◀ step")
+                .on_hover_text("Back one solver step")
+                .clicked()
+            {
+                self.playing = false;
+                self.time = ((self.time / step).ceil() - 1.0).max(0.0) * step;
+            }
+            if ui
+                .button("step ▶")
+                .on_hover_text("On one solver step")
+                .clicked()
+            {
+                self.playing = false;
+                self.time = (((self.time / step).floor() + 1.0) * step).min(1.0);
+            }
+            ui.add(egui::Slider::new(&mut self.time, 0.0..=1.0).text("t"))
+                .on_hover_text("t = 0 is the noise, t = 1 the data (QR §1).");
+            ui.add(
+                egui::Slider::new(&mut self.speed, 0.1..=4.0)
+                    .logarithmic(true)
+                    .text("speed"),
+            );
+        });
+    }
 }
 
 impl eframe::App for PlaygroundApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.follow_hash();
         if ui.input(|i| i.key_pressed(egui::Key::Space)) {
             self.training = !self.training;
         }
@@ -317,68 +696,57 @@ impl eframe::App for PlaygroundApp {
             if self.flow_at.elapsed() > FLOW_REFRESH {
                 self.flow_stale = true;
             }
+        } else if let Err(why) = self.engine.drain() {
+            self.notice = Some(why);
         }
+        self.update_loss_curve();
+        self.evaluate();
         if self.flow_stale {
             self.refresh_flow();
         }
         if self.playing {
             let dt = ui.input(|i| i.stable_dt).min(0.1);
-            self.time = (self.time + dt / TRAVEL_SECS) % 1.0;
+            self.time = (self.time + self.speed * dt / TRAVEL_SECS) % 1.0;
         }
+        self.frames += 1;
+        self.fps = self.frame_rate.record(self.frames as f64);
+        self.steps_per_sec = if self.training {
+            self.steps_rate.record(self.engine.steps_done() as f64)
+        } else {
+            self.steps_rate.reset();
+            0.0
+        };
 
         egui::Panel::left("settings")
             .resizable(false)
-            .default_size(230.0)
+            .default_size(250.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.settings_ui(ui));
             });
-        egui::Panel::bottom("loss")
+        egui::Panel::bottom("plots")
             .resizable(true)
-            .default_size(150.0)
-            .show(ui, |ui| {
-                let points = PlotPoints::from(self.smoothed_loss.clone());
-                Plot::new("loss_plot")
-                    .x_axis_label("step")
-                    .y_axis_label("loss")
-                    .allow_scroll(false)
-                    .show(ui, |plot_ui| {
-                        plot_ui.line(Line::new("training loss", points));
-                    });
-            });
+            .default_size(160.0)
+            .show(ui, |ui| self.plots_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| {
-            ui.horizontal(|ui| {
-                let label = if self.playing { "Pause" } else { "▶ Play" };
-                if ui
-                    .button(label)
-                    .on_hover_text("Play or pause the particles")
-                    .clicked()
-                {
-                    self.playing = !self.playing;
-                }
-                ui.add(egui::Slider::new(&mut self.time, 0.0..=1.0).text("t"))
-                    .on_hover_text("t = 0 is the noise, t = 1 the data (QR §1).");
-            });
+            self.player_ui(ui);
+            let layers = Layers {
+                trails: self.settings.trails,
+                endpoints: self.settings.endpoints,
+            };
             canvas::show(
                 ui,
-                self.view,
+                &mut self.view,
+                self.fit,
                 &self.data_shown,
-                self.flow.as_ref(),
+                self.engine.flow(),
                 self.time,
-                self.settings.trails,
+                layers,
             );
         });
 
-        #[cfg(target_arch = "wasm32")]
-        if let Some(document) = web_sys::window().and_then(|w| w.document()) {
-            document.set_title(&self.status_line());
-        }
-        #[cfg(not(target_arch = "wasm32"))]
-        ui.ctx()
-            .send_viewport_cmd(egui::ViewportCommand::Title(self.status_line()));
-
-        if self.training || self.playing {
-            ui.ctx().request_repaint();
-        }
+        web::publish(ui.ctx(), &self.status());
+        // Keep frames coming while anything moves or the GPU has work to report.
+        ui.ctx().request_repaint();
     }
 }
 
@@ -392,35 +760,52 @@ mod tests {
             batch: 64,
             particles: 40,
             sample_steps: 5,
+            compute: Compute::Cpu,
             ..Settings::default()
         }
     }
 
+    fn app(settings: Settings) -> PlaygroundApp {
+        PlaygroundApp::build(settings, None, "none".into(), None)
+    }
+
     #[test]
     fn a_frame_of_training_advances_and_the_flow_follows() {
-        let mut app = PlaygroundApp::with_settings(small());
+        let mut app = app(small());
         app.training = true;
         app.train_for_a_frame();
-        assert!(app.trainer.steps_done() > 0);
+        assert!(app.engine.steps_done() > 0);
         app.refresh_flow();
-        let flow = app.flow.as_ref().expect("particles are integrated");
+        let Some(crate::engine::Flow::Cpu(flow)) = app.engine.flow() else {
+            panic!("CPU particles are integrated");
+        };
         assert_eq!(flow.frames(), 6);
         assert_eq!(flow.positions.len(), 40 * 6);
-        assert!(app.status_line().starts_with("flowplay · training · step "));
+        assert_eq!(app.flow_version, 1);
+        let status = app.status();
+        assert_eq!(status.backend, "cpu");
+        assert!(
+            status
+                .title()
+                .starts_with("flowplay · cpu · training · step ")
+        );
     }
 
     #[test]
     fn switching_the_path_keeps_the_weights_and_a_new_width_does_not() {
-        let mut app = PlaygroundApp::with_settings(small());
+        let mut app = app(small());
         app.train_for_a_frame();
-        let weights = app.trainer.params().to_vec();
+        let Engine::Cpu(_) = &app.engine else {
+            panic!("CPU engine")
+        };
+        let steps = app.engine.steps_done();
         let mut edited = app.settings.clone();
         edited.path = PathKind::VpCosine;
         edited.lr = 5e-3;
         app.apply_settings(edited);
-        assert_eq!(app.trainer.params(), weights.as_slice());
+        assert_eq!(app.engine.steps_done(), steps);
         assert_eq!(
-            app.trainer.config().path,
+            app.engine.config().path,
             flowplay_core::path::Path::VpCosine
         );
         assert!(app.flow_stale, "a new path needs new particles");
@@ -428,20 +813,20 @@ mod tests {
         let mut wider = app.settings.clone();
         wider.hidden = 64;
         app.apply_settings(wider);
-        assert_eq!(app.trainer.steps_done(), 0);
-        assert_eq!(app.trainer.config().mlp.hidden, 64);
+        assert_eq!(app.engine.steps_done(), 0);
+        assert_eq!(app.engine.config().mlp.hidden, 64);
     }
 
     #[test]
     fn a_diverging_learning_rate_pauses_with_a_notice() {
-        let mut app = PlaygroundApp::with_settings(Settings {
+        let mut app = app(Settings {
             lr: 1e-2,
             ..small()
         });
-        let mut config = app.trainer.config().clone();
+        let mut config = app.engine.config().clone();
         config.optimizer.lr = 1e30;
         config.clip_norm = None;
-        app.trainer
+        app.engine
             .set_config(config)
             .expect("only the learning rate changed");
         app.training = true;
@@ -452,7 +837,7 @@ mod tests {
             app.train_for_a_frame();
         }
         assert!(!app.training);
-        let notice = app.notice.as_deref().unwrap_or_default();
+        let notice = app.notices().unwrap_or_default();
         assert!(
             notice.contains("diverged") && notice.contains("last good step"),
             "{notice}"
@@ -460,7 +845,44 @@ mod tests {
     }
 
     #[test]
+    fn too_many_particles_are_clamped_with_a_notice() {
+        let mut app = app(Settings {
+            particles: 1_000_000,
+            ..small()
+        });
+        app.refresh_flow();
+        assert_eq!(
+            app.flow_request.as_ref().map(|r| r.n),
+            Some(crate::engine::CPU_MAX_PARTICLES)
+        );
+        let status = app.status();
+        assert_eq!(status.particles, 1_000_000);
+        assert_eq!(status.particles_drawn, crate::engine::CPU_MAX_PARTICLES);
+        assert!(
+            status
+                .notice
+                .unwrap_or_default()
+                .contains("1000000 particles asked for"),
+            "the clamp is explained"
+        );
+    }
+
+    #[test]
+    fn evaluation_measures_w2_against_held_out_data() {
+        let mut app = app(small());
+        app.training = true;
+        app.train_for_a_frame();
+        app.training = false;
+        app.evaluate();
+        app.evaluate();
+        let [step, w2] = *app.w2.last().expect("an evaluation finished");
+        assert_eq!(step as u64, app.engine.steps_done());
+        assert!(w2.is_finite() && w2 > 0.0, "{w2}");
+    }
+
+    #[test]
     fn particles_interpolate_between_grid_nodes() {
+        use flowplay_core::sampler::Trajectories;
         let traj = Trajectories {
             times: vec![0.0, 0.5, 1.0],
             positions: vec![[0.0, 0.0], [1.0, 2.0], [3.0, 2.0]],

@@ -1,11 +1,16 @@
 //! The flowplay playground: pick a dataset, press Train, and watch particles flow from noise to
 //! data along the ODE of the model as it trains.
 //!
-//! This version trains with the CPU reference (`flowplay-core`), in the browser (one thread) and
-//! on the desktop; the WGSL trainer will take over where WebGPU is available.
+//! Training and sampling run in WGSL compute shaders (`flowplay-gpu`) on egui's own wgpu device
+//! where it can run compute shaders (WebGPU, Vulkan, Metal, DX12), and the particles are drawn
+//! straight from the GPU buffers by a render pipeline in a paint callback. Without GPU compute
+//! (WebGL) the CPU reference (`flowplay-core`) trains instead, with everything else the same.
 
 mod app;
 mod canvas;
+mod engine;
+mod paint;
 mod settings;
+mod web;
 
 pub use app::PlaygroundApp;

@@ -45,6 +45,15 @@ impl PathKind {
         }
     }
 
+    /// The name in the URL (and in the CLI).
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Self::RectifiedFlow => "rectified-flow",
+            Self::VpCosine => "vp-cosine",
+            Self::Ve => "ve",
+        }
+    }
+
     pub(crate) fn path(self, data_rms: f32) -> Path {
         match self {
             Self::RectifiedFlow => Path::RECTIFIED_FLOW,
@@ -54,6 +63,30 @@ impl PathKind {
                 sigma_max: 50.0,
                 sigma_data: Some(data_rms),
             },
+        }
+    }
+}
+
+/// Where training runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Compute {
+    /// The GPU when it is a hardware one; the CPU reference on a software renderer (llvmpipe,
+    /// SwiftShader), which trains faster there, or without GPU compute.
+    Auto,
+    /// The WGSL kernels whenever the GPU can run them, software or not.
+    Gpu,
+    /// The CPU reference.
+    Cpu,
+}
+
+impl Compute {
+    pub(crate) const ALL: [Self; 3] = [Self::Auto, Self::Gpu, Self::Cpu];
+
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Gpu => "gpu",
+            Self::Cpu => "cpu",
         }
     }
 }
@@ -75,6 +108,10 @@ pub(crate) struct Settings {
     pub(crate) sample_steps: usize,
     pub(crate) particles: usize,
     pub(crate) trails: bool,
+    /// Show the predicted endpoints x̂ of the current solver step.
+    pub(crate) endpoints: bool,
+    /// Where training runs.
+    pub(crate) compute: Compute,
 }
 
 impl Default for Settings {
@@ -89,8 +126,10 @@ impl Default for Settings {
             seed: 0,
             solver: Solver::Euler,
             sample_steps: 25,
-            particles: 600,
+            particles: 2000,
             trails: true,
+            endpoints: false,
+            compute: Compute::Auto,
         }
     }
 }
@@ -130,7 +169,10 @@ impl Settings {
     /// Whether moving from `self` to `other` needs a new network (rather than a setting change
     /// the running trainer can take).
     pub(crate) fn needs_new_model(&self, other: &Self) -> bool {
-        self.dataset != other.dataset || self.hidden != other.hidden || self.seed != other.seed
+        self.dataset != other.dataset
+            || self.hidden != other.hidden
+            || self.seed != other.seed
+            || self.compute != other.compute
     }
 
     /// Whether the particles must be re-integrated.
@@ -139,5 +181,212 @@ impl Settings {
             || self.sample_steps != other.sample_steps
             || self.particles != other.particles
             || self.path != other.path
+    }
+}
+
+/// The keys of the URL state, in the order they are written.
+#[cfg(test)]
+pub(crate) const QUERY_KEYS: [&str; 14] = [
+    "dataset",
+    "path",
+    "t",
+    "width",
+    "batch",
+    "lr",
+    "seed",
+    "solver",
+    "steps",
+    "particles",
+    "trails",
+    "endpoints",
+    "compute",
+    "train",
+];
+
+impl Settings {
+    /// The settings as URL state: `dataset=moons&path=rectified-flow&…` (without `#`).
+    pub(crate) fn to_query(&self) -> String {
+        let on = |b: bool| if b { "1" } else { "0" };
+        [
+            ("dataset", self.dataset.name().to_string()),
+            ("path", self.path.key().to_string()),
+            (
+                "t",
+                if self.logit_normal {
+                    "logit-normal"
+                } else {
+                    "uniform"
+                }
+                .to_string(),
+            ),
+            ("width", self.hidden.to_string()),
+            ("batch", self.batch.to_string()),
+            ("lr", format!("{}", self.lr)),
+            ("seed", self.seed.to_string()),
+            ("solver", self.solver.name().to_string()),
+            ("steps", self.sample_steps.to_string()),
+            ("particles", self.particles.to_string()),
+            ("trails", on(self.trails).to_string()),
+            ("endpoints", on(self.endpoints).to_string()),
+            ("compute", self.compute.key().to_string()),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+
+    /// Applies URL state (`key=value&…`, a leading `#` or `?` allowed) on top of `self`. Keys not
+    /// given keep their values. `train` is returned, not stored: it is an action. Every problem
+    /// is reported in one message and nothing is changed when there is one.
+    pub(crate) fn with_query(&self, query: &str) -> Result<(Self, Option<bool>), String> {
+        let mut out = self.clone();
+        let mut train = None;
+        let mut problems = Vec::new();
+        let query = query.trim_start_matches(['#', '?']);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if let Err(why) = out.set_from_query(key, value, &mut train) {
+                problems.push(why);
+            }
+        }
+        if problems.is_empty() {
+            Ok((out, train))
+        } else {
+            Err(format!(
+                "The address has settings that were not understood, so none were applied: {}.",
+                problems.join("; ")
+            ))
+        }
+    }
+
+    fn set_from_query(
+        &mut self,
+        key: &str,
+        value: &str,
+        train: &mut Option<bool>,
+    ) -> Result<(), String> {
+        fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+            key: &str,
+            value: &str,
+            lo: T,
+            hi: T,
+        ) -> Result<T, String> {
+            match value.parse::<T>() {
+                Ok(v) if v >= lo && v <= hi => Ok(v),
+                _ => Err(format!("{key}={value} (a number from {lo} to {hi})")),
+            }
+        }
+        let flag = |value: &str| match value {
+            "1" | "true" | "on" => Ok(true),
+            "0" | "false" | "off" => Ok(false),
+            _ => Err(format!("{key}={value} (1 or 0)")),
+        };
+        match key {
+            "dataset" => {
+                self.dataset = value
+                    .parse::<Dataset>()
+                    .ok()
+                    .filter(|d| *d != Dataset::Normal)
+                    .ok_or_else(|| format!("dataset={value} (an unknown dataset)"))?;
+            }
+            "path" => {
+                self.path = PathKind::ALL
+                    .into_iter()
+                    .find(|p| p.key() == value)
+                    .ok_or_else(|| format!("path={value} (rectified-flow, vp-cosine or ve)"))?;
+            }
+            "t" => {
+                self.logit_normal = match value {
+                    "logit-normal" => true,
+                    "uniform" => false,
+                    _ => return Err(format!("t={value} (logit-normal or uniform)")),
+                };
+            }
+            "width" => {
+                self.hidden = number(key, value, 1, 512)?;
+            }
+            "batch" => self.batch = number(key, value, 1, 8192)?,
+            "lr" => self.lr = number(key, value, 1e-6, 1.0)?,
+            "seed" => self.seed = number(key, value, 0, u64::from(u32::MAX))?,
+            "solver" => {
+                self.solver = value
+                    .parse::<Solver>()
+                    .map_err(|_| format!("solver={value} (euler, heun or rk4)"))?;
+            }
+            "steps" => self.sample_steps = number(key, value, 1, 200)?,
+            "particles" => self.particles = number(key, value, 1, 4_000_000)?,
+            "trails" => self.trails = flag(value)?,
+            "endpoints" => self.endpoints = flag(value)?,
+            "compute" => {
+                self.compute = Compute::ALL
+                    .into_iter()
+                    .find(|c| c.key() == value)
+                    .ok_or_else(|| format!("compute={value} (auto, gpu or cpu)"))?;
+            }
+            "train" => *train = Some(flag(value)?),
+            _ => return Err(format!("'{key}' (not a setting)")),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_state_round_trips() {
+        let settings = Settings {
+            dataset: Dataset::Spirals,
+            path: PathKind::Ve,
+            logit_normal: false,
+            hidden: 64,
+            batch: 333,
+            lr: 3e-4,
+            seed: 7,
+            solver: Solver::Rk4,
+            sample_steps: 9,
+            particles: 12345,
+            trails: false,
+            endpoints: true,
+            compute: Compute::Cpu,
+        };
+        let query = settings.to_query();
+        let (back, train) = Settings::default()
+            .with_query(&format!("#{query}"))
+            .expect("our own URL state parses");
+        assert_eq!(back, settings);
+        assert_eq!(train, None);
+        for key in QUERY_KEYS.iter().filter(|&&k| k != "train") {
+            assert!(query.contains(&format!("{key}=")), "{key} is written");
+        }
+    }
+
+    #[test]
+    fn a_partial_query_changes_only_its_keys() {
+        let (s, train) = Settings::default()
+            .with_query("train=1&solver=heun")
+            .expect("valid");
+        assert_eq!(train, Some(true));
+        assert_eq!(s.solver, Solver::Heun);
+        assert_eq!(
+            Settings {
+                solver: Solver::Euler,
+                ..s
+            },
+            Settings::default()
+        );
+    }
+
+    #[test]
+    fn a_malformed_query_is_explained_and_changes_nothing() {
+        let err = Settings::default()
+            .with_query("solver=heun&path=warp&particles=-3&colour=red&lr=abc")
+            .expect_err("bad values are refused");
+        for part in ["path=warp", "particles=-3", "'colour'", "lr=abc"] {
+            assert!(err.contains(part), "{err} names {part}");
+        }
+        assert!(err.contains("none were applied"));
     }
 }

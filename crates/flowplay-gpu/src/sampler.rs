@@ -329,14 +329,18 @@ impl RunShape {
 
 /// What the last encoded sampling run recorded, for reading it back.
 #[derive(Clone, Debug, Default)]
-#[cfg_attr(
-    target_arch = "wasm32",
-    allow(dead_code, reason = "read by the native-only `read_output`")
-)]
 struct LastRun {
     n: usize,
     times: Vec<f32>,
+    #[cfg_attr(
+        target_arch = "wasm32",
+        allow(dead_code, reason = "read by the native-only `read_output`")
+    )]
     record: Record,
+    #[cfg_attr(
+        target_arch = "wasm32",
+        allow(dead_code, reason = "read by the native-only `read_output`")
+    )]
     nfe: usize,
 }
 
@@ -569,6 +573,19 @@ impl GpuSampler {
     /// The velocities of [`Self::encode_velocity_grid`], `[ny, nx, 2]` `f32` (point `j·nx + i`).
     pub fn velocity_grid_buffer(&self) -> &wgpu::Buffer {
         &self.grid.rec[2].buffer
+    }
+
+    /// Switches the probability path (the same network shape): the next run integrates the
+    /// ODE of `path`.
+    pub fn set_path(&mut self, path: Path) -> Result<(), GpuError> {
+        path.validate()?;
+        self.path = path;
+        Ok(())
+    }
+
+    /// The recorded times of the last encoded run, one per frame of the trajectory buffers.
+    pub fn times(&self) -> &[f32] {
+        &self.last.times
     }
 
     /// The number of particles of the last encoded run.

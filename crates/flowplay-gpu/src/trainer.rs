@@ -707,6 +707,11 @@ impl GpuTrainer {
         !self.pending.is_empty()
     }
 
+    /// Submissions whose statistics have not come back yet (at most the ring's four).
+    pub fn submissions_in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Changes settings that keep the network's shape, the data and the seed: path, time
     /// sampling, batch, optimizer, schedule, clipping, EMA, coupling, label dropout. Weights,
     /// optimizer state and step count are kept; buffers grow only if the batch outgrows them.

@@ -1,0 +1,109 @@
+//! What the page exposes and reads: a JSON status for tests and scripts (a hidden
+//! `<pre id="flowplay-status">`, and the title), and the settings in the URL hash, applied live
+//! when the hash changes. Natively the status goes to the window title.
+
+use serde::Serialize;
+
+/// The playground's state in one line of JSON, rewritten every frame.
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct Status {
+    /// "gpu" or "cpu".
+    pub(crate) backend: &'static str,
+    /// The adapter drawing the page (and training, on the GPU).
+    pub(crate) adapter: String,
+    pub(crate) training: bool,
+    pub(crate) step: u64,
+    /// Mean loss of the most recent steps.
+    pub(crate) loss: Option<f64>,
+    pub(crate) steps_per_sec: f64,
+    pub(crate) fps: f64,
+    /// Particles asked for, and drawn (fewer when clamped to the device's limits).
+    pub(crate) particles: usize,
+    pub(crate) particles_drawn: usize,
+    pub(crate) solver: &'static str,
+    pub(crate) path: &'static str,
+    /// The latest W2 against held-out data, and the step it was measured at.
+    pub(crate) w2: Option<f64>,
+    pub(crate) w2_step: Option<u64>,
+    /// Increases whenever the particles are re-integrated.
+    pub(crate) flow_version: u64,
+    pub(crate) notice: Option<String>,
+}
+
+impl Status {
+    /// The one-line summary in the title.
+    pub(crate) fn title(&self) -> String {
+        format!(
+            "flowplay · {} · {} · step {} · loss {} · {:.0} steps/s",
+            self.backend,
+            if self.training { "training" } else { "paused" },
+            self.step,
+            self.loss
+                .map_or_else(|| "–".to_string(), |l| format!("{l:.4}")),
+            self.steps_per_sec
+        )
+    }
+}
+
+/// Publishes the status: the title, and on the web the hidden JSON element.
+pub(crate) fn publish(ctx: &egui::Context, status: &Status) {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = ctx;
+        let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+            return;
+        };
+        document.set_title(&status.title());
+        let element = document.get_element_by_id("flowplay-status").or_else(|| {
+            let pre = document.create_element("pre").ok()?;
+            pre.set_id("flowplay-status");
+            pre.set_attribute("hidden", "").ok()?;
+            document.body()?.append_child(&pre).ok()?;
+            Some(pre)
+        });
+        if let (Some(element), Ok(json)) = (element, serde_json::to_string(status)) {
+            element.set_text_content(Some(&json));
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    ctx.send_viewport_cmd(egui::ViewportCommand::Title(status.title()));
+}
+
+/// The URL hash without `#` (web), or nothing (native).
+pub(crate) fn read_hash() -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let hash = web_sys::window()?.location().hash().ok()?;
+        Some(hash.trim_start_matches('#').to_string())
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    None
+}
+
+/// The settings the app starts with: the URL hash on the web; natively the first command-line
+/// argument, in the same form (`flowplay-app 'train=1&solver=heun'`).
+pub(crate) fn initial_query() -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        read_hash()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    std::env::args().nth(1)
+}
+
+/// Replaces the URL hash without adding a history entry (web; nothing natively).
+pub(crate) fn write_hash(query: &str) {
+    #[cfg(target_arch = "wasm32")]
+    if let Some(window) = web_sys::window()
+        && let Ok(history) = window.history()
+    {
+        // A failure only leaves the old address; the settings themselves are applied.
+        let _ = history.replace_state_with_url(
+            &eframe::wasm_bindgen::JsValue::NULL,
+            "",
+            Some(&format!("#{query}")),
+        );
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = query;
+}
