@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command, and exactly what CI runs (via .ci/run):
-# formatting, lints on native and wasm32, every test, then the end-to-end quality checks.
+# formatting, lints on native and wasm32, every test, the end-to-end quality checks, then the
+# web build in headless Chromium (tests/browser/run.sh installs trunk, wasm-bindgen-cli,
+# playwright-core and chromium when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,5 +26,8 @@ cargo test --workspace --locked
 step "end-to-end quality: the README's seed-recipe commands, and the default configuration"
 cargo build --release --locked -p flowplay-cli
 tests/quality.sh target/release/flowplay
+
+step "the web build in a real browser: WebGPU (SwiftShader) and the WebGL fallback"
+tests/browser/run.sh
 
 step "all checks passed"

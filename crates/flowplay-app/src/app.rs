@@ -93,12 +93,16 @@ pub struct PlaygroundApp {
     flow_at: Instant,
     /// Cleared while a GPU refresh is still running, so that refreshes never pile up.
     flow_done: Arc<AtomicBool>,
+    /// How long the last refresh took (until the GPU finished it), once known.
+    flow_secs: Option<f64>,
     time: f32,
     playing: bool,
     speed: f32,
     steps_rate: RateMeter,
     frame_rate: RateMeter,
     frames: u64,
+    /// The last frame's duration.
+    frame_secs: f32,
     steps_per_sec: f64,
     fps: f64,
     smoothed_loss: Vec<[f64; 2]>,
@@ -113,10 +117,18 @@ impl PlaygroundApp {
     /// compute shaders, else the CPU reference (with the reason shown), and applies the
     /// settings in the URL.
     pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
+        // The canvas's colours are chosen for a dark background.
+        cc.egui_ctx.set_theme(egui::ThemePreference::Dark);
         let (gpu, adapter, why_not) = match &cc.wgpu_render_state {
             Some(rs) => {
                 let info = rs.adapter.get_info();
-                let adapter = format!("{} ({:?})", info.name, info.backend);
+                let name = if info.name.is_empty() {
+                    // WebGPU keeps the adapter's name private.
+                    format!("{:?} adapter", info.device_type)
+                } else {
+                    info.name.clone()
+                };
+                let adapter = format!("{name} ({:?})", info.backend);
                 let compute = rs
                     .adapter
                     .get_downlevel_capabilities()
@@ -218,12 +230,14 @@ impl PlaygroundApp {
             flow_stale: true,
             flow_at: Instant::now(),
             flow_done: Arc::new(AtomicBool::new(true)),
+            flow_secs: None,
             time: 0.0,
             playing: true,
             speed: 1.0,
             steps_rate: RateMeter::default(),
             frame_rate: RateMeter::default(),
             frames: 0,
+            frame_secs: 0.0,
             steps_per_sec: 0.0,
             fps: 0.0,
             smoothed_loss: Vec::new(),
@@ -319,9 +333,12 @@ impl PlaygroundApp {
         (!all.is_empty()).then(|| all.join("\n"))
     }
 
-    /// Trains for about a frame, and keeps the loss curve and steps/s current.
+    /// Trains for about a frame, and keeps the loss curve current. The CPU reference trains for
+    /// half the last frame's time, within 8–50 ms: at 60 fps that leaves the frame smooth, and
+    /// where drawing is slow anyway (a software renderer) training still gets its share.
     fn train_for_a_frame(&mut self) {
-        if let Err(why) = self.engine.train_frame() {
+        let budget = Duration::from_secs_f32((0.5 * self.frame_secs).clamp(0.008, 0.050));
+        if let Err(why) = self.engine.train_frame(budget) {
             self.training = false;
             self.notice = Some(format!(
                 "{why}. Training is paused; the weights of the last good step are kept."
@@ -386,6 +403,7 @@ impl PlaygroundApp {
                 }
                 self.flow_request = Some(request);
                 self.flow_version += 1;
+                self.flow_secs = None;
             }
             Err(why) => self.notice = Some(why),
         }
@@ -691,9 +709,18 @@ impl eframe::App for PlaygroundApp {
         if ui.input(|i| i.key_pressed(egui::Key::Space)) {
             self.training = !self.training;
         }
+        self.frame_secs = ui.input(|i| i.unstable_dt);
+        if self.flow_secs.is_none() && self.flow_done.load(Ordering::Acquire) {
+            self.flow_secs = Some(self.flow_at.elapsed().as_secs_f64());
+        }
         if self.training {
             self.train_for_a_frame();
-            if self.flow_at.elapsed() > FLOW_REFRESH {
+            // Refresh often, but keep sampling under a fifth of the time (100k particles on a
+            // software GPU take seconds).
+            let every = FLOW_REFRESH
+                .as_secs_f64()
+                .max(5.0 * self.flow_secs.unwrap_or(0.0));
+            if self.flow_at.elapsed().as_secs_f64() > every {
                 self.flow_stale = true;
             }
         } else if let Err(why) = self.engine.drain() {

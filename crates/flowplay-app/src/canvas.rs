@@ -19,6 +19,8 @@ const ENDPOINT: Color32 = Color32::from_rgb(90, 200, 250);
 const DOT_RADIUS: f32 = 2.2;
 /// Trails are drawn for at most this many particles (beyond, they would hide the flow).
 pub(crate) const TRAILS_FOR: usize = 20_000;
+/// The same for the CPU fallback, whose trails egui tessellates on the CPU.
+const CPU_TRAILS_FOR: usize = 1000;
 
 fn rgba(c: Color32) -> Rgba {
     let [r, g, b, a] = c.to_srgba_unmultiplied();
@@ -196,9 +198,10 @@ fn paint_cpu(
     }
     let n = traj.positions.len() / frames;
     if layers.trails {
-        for i in 0..n.min(TRAILS_FOR) {
+        // One polyline per particle: far fewer vertices than separate segments.
+        for i in 0..n.min(CPU_TRAILS_FOR) {
             let path = traj.positions_of(i);
-            let mut last = view.to_screen(rect, path[0]);
+            let mut points = vec![view.to_screen(rect, path[0])];
             for (k, &p) in path.iter().enumerate().skip(1) {
                 if traj.times[k - 1] >= t {
                     break;
@@ -208,9 +211,10 @@ fn paint_cpu(
                 } else {
                     p
                 };
-                let next = view.to_screen(rect, end);
-                painter.line_segment([last, next], Stroke::new(1.0, TRAIL));
-                last = next;
+                points.push(view.to_screen(rect, end));
+            }
+            if points.len() > 1 {
+                painter.add(egui::Shape::line(points, Stroke::new(1.0, TRAIL)));
             }
         }
     }

@@ -16,8 +16,6 @@ use flowplay_gpu::buffers::PendingRead;
 use flowplay_gpu::{GpuSampler, GpuTrainer, MAX_STEPS_PER_SUBMIT, ParticleSource};
 use web_time::{Duration, Instant};
 
-/// Time per frame the CPU reference spends training, so that the frame stays smooth.
-const CPU_TRAIN_BUDGET: Duration = Duration::from_millis(12);
 /// Particles the CPU reference integrates per refresh at most (the GPU's bound is its memory).
 pub(crate) const CPU_MAX_PARTICLES: usize = 5000;
 /// Particles and held-out points of each W2 evaluation.
@@ -210,7 +208,8 @@ impl Engine {
     /// at most two submissions queued, growing a submission while the GPU keeps up and shrinking
     /// it when it falls behind. An error (a divergence) stops training with the weights of the
     /// last good step.
-    pub(crate) fn train_frame(&mut self) -> Result<(), String> {
+    /// `cpu_budget` is the time the CPU reference may spend.
+    pub(crate) fn train_frame(&mut self, cpu_budget: Duration) -> Result<(), String> {
         match self {
             Self::Gpu(g) => {
                 g.trainer.poll().map_err(|e| e.to_string())?;
@@ -230,7 +229,7 @@ impl Engine {
             }
             Self::Cpu(c) => {
                 let started = Instant::now();
-                while started.elapsed() < CPU_TRAIN_BUDGET {
+                while started.elapsed() < cpu_budget {
                     c.trainer.step().map_err(|e| e.to_string())?;
                 }
                 Ok(())

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the web build needs, only when missing or of the wrong version: the wasm32
+# target, trunk 0.21, and wasm-bindgen-cli at exactly the version in Cargo.lock (trunk cannot
+# download it here). Sourced by scripts/serve.sh and tests/browser/run.sh; run from the root.
+# Versions and timings: shared/TOOLCHAIN.md.
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# rustup reads rust-toolchain.toml here, so this checks the toolchain the build uses.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! command -v trunk >/dev/null; then
+  echo "web-tools: installing trunk 0.21 (a few minutes)"
+  # LTO and one codegen unit make this install take 17 minutes instead of 6.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install trunk --version '~0.21' --locked
+fi
+
+wb_want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
+if [ -z "$wb_want" ]; then
+  echo "web-tools: no wasm-bindgen package in Cargo.lock" >&2
+  exit 1
+fi
+wb_have="$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)"
+if [ "$wb_have" != "$wb_want" ]; then
+  echo "web-tools: installing wasm-bindgen-cli $wb_want (found: ${wb_have:-none})"
+  # Without --locked: one of its locked dependencies is no longer on the registry.
+  cargo install wasm-bindgen-cli --version "$wb_want"
+fi
