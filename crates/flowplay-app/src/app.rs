@@ -11,7 +11,9 @@ use flowplay_core::sampler::{SamplerConfig, Solver};
 use web_time::{Duration, Instant};
 
 use crate::canvas::{self, Layers, View};
-use crate::engine::{Backend, EVAL_POINTS, Engine, FlowRequest};
+use crate::engine::{
+    Backend, COMPARED, CURRENT, EVAL_POINTS, Engine, Evaluation, FlowRequest, Snapshot,
+};
 use crate::settings::{Compute, POOL_SIZE, PathKind, Settings};
 use crate::web::{self, Status};
 
@@ -25,6 +27,19 @@ const TRAVEL_SECS: f32 = 3.0;
 const DATA_SHOWN: usize = 3000;
 /// Steps averaged per point of the loss curve.
 const LOSS_WINDOW: usize = 20;
+/// Pairs in a reflow coupling, and the solver that generates them (accurate, QR §7.1).
+const REFLOW_PAIRS: usize = 4096;
+const REFLOW_SOLVER: Solver = Solver::Rk4;
+const REFLOW_STEPS: usize = 16;
+
+/// A finished reflow round, kept to compare it with later ones.
+struct Round {
+    snapshot: Snapshot,
+    /// The last evaluation of its model.
+    eval: Option<Evaluation>,
+    /// Steps trained in it.
+    steps: u64,
+}
 
 /// egui's wgpu device, when it can run the compute kernels.
 #[derive(Clone)]
@@ -107,6 +122,16 @@ pub struct PlaygroundApp {
     fps: f64,
     smoothed_loss: Vec<[f64; 2]>,
     w2: Vec<[f64; 2]>,
+    straightness: Vec<[f64; 2]>,
+    last_eval: Option<Evaluation>,
+    /// Finished rounds, oldest first.
+    rounds: Vec<Round>,
+    /// The step the current round began at.
+    round_start: u64,
+    /// The finished round drawn beside the current one, if any.
+    compare: Option<usize>,
+    /// Draw the particles after a single Euler step, to see how straight the flow is.
+    one_step: bool,
     eval_at: Instant,
     evaluated_step: Option<u64>,
     hash: Option<String>,
@@ -242,6 +267,12 @@ impl PlaygroundApp {
             fps: 0.0,
             smoothed_loss: Vec::new(),
             w2: Vec::new(),
+            straightness: Vec::new(),
+            last_eval: None,
+            rounds: Vec::new(),
+            round_start: 0,
+            compare: None,
+            one_step: false,
             eval_at: Instant::now(),
             evaluated_step: None,
             hash: None,
@@ -296,8 +327,11 @@ impl PlaygroundApp {
             particles_drawn: self.flow_request.as_ref().map_or(0, |r| r.n),
             solver: self.settings.solver.name(),
             path: self.settings.path.key(),
-            w2: self.w2.last().map(|p| p[1]),
-            w2_step: self.w2.last().map(|p| p[0] as u64),
+            w2: self.last_eval.map(|e| e.w2),
+            w2_step: self.last_eval.map(|e| e.step),
+            straightness: self.last_eval.map(|e| e.straightness),
+            round: self.engine.round(),
+            reflow_pending: self.engine.reflow_pending(),
             flow_version: self.flow_version,
             notice: self.notices(),
         }
@@ -363,8 +397,13 @@ impl PlaygroundApp {
 
     /// The particles' solver settings, with the count clamped to what the device can draw.
     fn flow_request(&mut self) -> FlowRequest {
+        let sampler = if self.one_step {
+            SamplerConfig::new(Solver::Euler, 1)
+        } else {
+            SamplerConfig::new(self.settings.solver, self.settings.sample_steps)
+        };
         let mut request = FlowRequest {
-            sampler: SamplerConfig::new(self.settings.solver, self.settings.sample_steps),
+            sampler,
             n: self.settings.particles,
             seed: self.settings.seed ^ 0xF10,
             endpoints: self.settings.endpoints,
@@ -391,7 +430,15 @@ impl PlaygroundApp {
             return;
         }
         let request = self.flow_request();
-        match self.engine.refresh_flow(&request) {
+        let mut refreshed = self.engine.refresh_flow(CURRENT, None, &request);
+        if let Some(round) = self.compare.and_then(|r| self.rounds.get(r))
+            && refreshed.is_ok()
+        {
+            refreshed = self
+                .engine
+                .refresh_flow(COMPARED, Some(&round.snapshot), &request);
+        }
+        match refreshed {
             Ok(()) => {
                 if let Some(gpu) = &self.gpu
                     && self.engine.backend() == Backend::Gpu
@@ -415,7 +462,12 @@ impl PlaygroundApp {
     fn evaluate(&mut self) {
         if let Some(result) = self.engine.poll_eval(&self.held_out) {
             match result {
-                Ok((step, w2)) => self.w2.push([step as f64, w2]),
+                Ok(eval) => {
+                    self.w2.push([eval.step as f64, eval.w2]);
+                    self.straightness
+                        .push([eval.step as f64, eval.straightness]);
+                    self.last_eval = Some(eval);
+                }
                 Err(why) => self.notice = Some(why),
             }
         }
@@ -462,6 +514,8 @@ impl PlaygroundApp {
                     self.fit = View::fit(&self.data_shown, self.engine.config().path.prior_scale());
                     self.view = self.fit;
                     self.w2.clear();
+                    self.straightness.clear();
+                    self.last_eval = None;
                     self.evaluated_step = None;
                 }
                 self.settings = edited;
@@ -488,6 +542,115 @@ impl PlaygroundApp {
                 self.apply_settings(settings);
             }
             Err(why) => self.notice = Some(why),
+        }
+    }
+
+    /// Ends the current round (keeping its weights to compare) and starts the next: the current
+    /// model generates the coupling, and training goes on on it (QR §7.1).
+    fn start_reflow(&mut self) {
+        if self.engine.reflow_pending() {
+            return;
+        }
+        let sampler = SamplerConfig::new(REFLOW_SOLVER, REFLOW_STEPS);
+        let steps = self.engine.steps_done();
+        let snapshot = self.engine.snapshot();
+        match self.engine.start_reflow(REFLOW_PAIRS, &sampler, 1_000_000) {
+            Ok(()) => {
+                self.rounds.push(Round {
+                    snapshot,
+                    eval: self.last_eval,
+                    steps: steps - self.round_start,
+                });
+                self.round_start = steps;
+                self.training = true;
+                self.flow_stale = true;
+            }
+            Err(why) => self.notice = Some(why),
+        }
+    }
+
+    /// Picks up a reflow coupling generated on the GPU.
+    fn poll_reflow(&mut self) {
+        if let Some(Err(why)) = self.engine.poll_reflow() {
+            self.notice = Some(format!("The reflow coupling could not be built: {why}"));
+        }
+    }
+
+    fn reflow_ui(&mut self, ui: &mut Ui) {
+        ui.label(RichText::new("Reflow").strong());
+        let round = self.engine.round();
+        let label = if self.engine.reflow_pending() {
+            "building the coupling…".to_string()
+        } else {
+            format!("Reflow → round {}", round + 1)
+        };
+        if ui
+            .add_enabled(!self.engine.reflow_pending(), egui::Button::new(label))
+            .on_hover_text(format!(
+                "Rectified flow's reflow (QR §7.1): the current model carries {REFLOW_PAIRS} noise \
+                 points to the data ({} × {REFLOW_STEPS} steps), and the next round trains on \
+                 those pairs (x₀, x₁ = ODE(x₀)) instead of independent ones. The pairs no longer \
+                 cross, so the flow straightens and few steps suffice.",
+                REFLOW_SOLVER.name()
+            ))
+            .clicked()
+        {
+            self.start_reflow();
+        }
+        ui.label(format!("training round {round}"));
+        if !self.rounds.is_empty() {
+            egui::Grid::new("rounds").striped(true).show(ui, |ui| {
+                ui.label("round");
+                ui.label("steps");
+                ui.label("W2");
+                ui.label("straightness").on_hover_text(
+                    "E ∫ ‖(x₁ − x₀) − v(t, x_t)‖² dt: 0 when every path is straight.",
+                );
+                ui.end_row();
+                let current = [(
+                    round,
+                    self.engine.steps_done() - self.round_start,
+                    self.last_eval,
+                )];
+                let rows = self
+                    .rounds
+                    .iter()
+                    .enumerate()
+                    .map(|(r, info)| (r, info.steps, info.eval))
+                    .chain(current);
+                for (r, steps, eval) in rows {
+                    ui.label(r.to_string());
+                    ui.label(steps.to_string());
+                    ui.label(eval.map_or("–".into(), |e| format!("{:.3}", e.w2)));
+                    ui.label(eval.map_or("–".into(), |e| format!("{:.3}", e.straightness)));
+                    ui.end_row();
+                }
+            });
+            let mut compare = self.compare;
+            egui::ComboBox::from_label("beside")
+                .selected_text(compare.map_or("nothing".to_string(), |r| format!("round {r}")))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut compare, None, "nothing");
+                    for r in 0..self.rounds.len() {
+                        ui.selectable_value(&mut compare, Some(r), format!("round {r}"));
+                    }
+                })
+                .response
+                .on_hover_text("Draw an earlier round's flow beside the current one, in step.");
+            if compare != self.compare {
+                self.compare = compare;
+                self.flow_stale = true;
+            }
+        }
+        if ui
+            .checkbox(&mut self.one_step, "1-step view")
+            .on_hover_text(
+                "Draw the particles after a single Euler step x₁ = x₀ + v_θ(0, x₀). Curved flows \
+                 land off the data; after reflow the paths are straight and one step comes close.",
+            )
+            .changed()
+        {
+            self.flow_stale = true;
         }
     }
 
@@ -611,6 +774,8 @@ impl PlaygroundApp {
             );
 
         self.apply_settings(edited);
+        ui.separator();
+        self.reflow_ui(ui);
         if let Some(notices) = self.notices() {
             ui.separator();
             ui.colored_label(Color32::from_rgb(220, 110, 60), notices);
@@ -640,7 +805,7 @@ impl PlaygroundApp {
     }
 
     fn plots_ui(&self, ui: &mut Ui) {
-        ui.columns(2, |cols| {
+        ui.columns(3, |cols| {
             let loss = PlotPoints::from(self.smoothed_loss.clone());
             Plot::new("loss_plot")
                 .x_axis_label("step")
@@ -662,6 +827,19 @@ impl PlaygroundApp {
                     "2-Wasserstein distance between {EVAL_POINTS} samples of the EMA model and \
                      {EVAL_POINTS} held-out data points (exact matching): 0 is a perfect fit."
                 ));
+            let straight = PlotPoints::from(self.straightness.clone());
+            Plot::new("straightness_plot")
+                .x_axis_label("step")
+                .y_axis_label("straightness")
+                .allow_scroll(false)
+                .show(&mut cols[2], |plot_ui| {
+                    plot_ui.line(Line::new("straightness", straight));
+                })
+                .response
+                .on_hover_text(
+                    "E ∫ ‖(x₁ − x₀) − v(t, x_t)‖² dt along the sampled paths (QR §7.1): falls \
+                     with each reflow round.",
+                );
         });
     }
 
@@ -727,6 +905,7 @@ impl eframe::App for PlaygroundApp {
             self.notice = Some(why);
         }
         self.update_loss_curve();
+        self.poll_reflow();
         self.evaluate();
         if self.flow_stale {
             self.refresh_flow();
@@ -757,18 +936,46 @@ impl eframe::App for PlaygroundApp {
         egui::CentralPanel::default().show(ui, |ui| {
             self.player_ui(ui);
             let layers = Layers {
+                t: self.time,
                 trails: self.settings.trails,
                 endpoints: self.settings.endpoints,
             };
-            canvas::show(
-                ui,
-                &mut self.view,
-                self.fit,
-                &self.data_shown,
-                self.engine.flow(),
-                self.time,
-                layers,
-            );
+            match self.compare.filter(|&r| r < self.rounds.len()) {
+                None => canvas::show(
+                    ui,
+                    &mut self.view,
+                    self.fit,
+                    &self.data_shown,
+                    self.engine.flow(CURRENT),
+                    CURRENT,
+                    layers,
+                ),
+                Some(r) => {
+                    let current = self.engine.round();
+                    ui.columns(2, |cols| {
+                        cols[0].label(format!("round {r}"));
+                        canvas::show(
+                            &mut cols[0],
+                            &mut self.view,
+                            self.fit,
+                            &self.data_shown,
+                            self.engine.flow(COMPARED),
+                            COMPARED,
+                            layers,
+                        );
+                        cols[1].label(format!("round {current} (training)"));
+                        canvas::show(
+                            &mut cols[1],
+                            &mut self.view,
+                            self.fit,
+                            &self.data_shown,
+                            self.engine.flow(CURRENT),
+                            CURRENT,
+                            layers,
+                        );
+                    });
+                }
+            }
         });
 
         web::publish(ui.ctx(), &self.status());
@@ -803,7 +1010,7 @@ mod tests {
         app.train_for_a_frame();
         assert!(app.engine.steps_done() > 0);
         app.refresh_flow();
-        let Some(crate::engine::Flow::Cpu(flow)) = app.engine.flow() else {
+        let Some(crate::engine::Flow::Cpu(flow)) = app.engine.flow(CURRENT) else {
             panic!("CPU particles are integrated");
         };
         assert_eq!(flow.frames(), 6);
@@ -902,9 +1109,107 @@ mod tests {
         app.training = false;
         app.evaluate();
         app.evaluate();
-        let [step, w2] = *app.w2.last().expect("an evaluation finished");
-        assert_eq!(step as u64, app.engine.steps_done());
-        assert!(w2.is_finite() && w2 > 0.0, "{w2}");
+        let eval = app.last_eval.expect("an evaluation finished");
+        assert_eq!(eval.step, app.engine.steps_done());
+        assert!(eval.w2.is_finite() && eval.w2 > 0.0, "{eval:?}");
+        assert!(
+            eval.straightness.is_finite() && eval.straightness >= 0.0,
+            "{eval:?}"
+        );
+        assert_eq!(app.w2.len(), 1);
+        assert_eq!(app.straightness.len(), 1);
+    }
+
+    /// Runs frames of `app`'s loop logic (no UI) until `done` or 60 s.
+    fn run_until(app: &mut PlaygroundApp, mut done: impl FnMut(&PlaygroundApp) -> bool) {
+        let started = Instant::now();
+        while !done(app) {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "timed out; notices: {:?}",
+                app.notices()
+            );
+            if app.training {
+                app.train_for_a_frame();
+            } else {
+                app.engine.drain().expect("statistics come back");
+            }
+            app.update_loss_curve();
+            app.poll_reflow();
+            app.evaluate();
+            if app.flow_stale {
+                app.refresh_flow();
+            }
+        }
+    }
+
+    #[test]
+    fn reflow_starts_the_next_round_and_keeps_the_last_to_compare() {
+        let mut app = app(small());
+        app.training = true;
+        run_until(&mut app, |a| a.engine.steps_done() >= 30);
+        app.start_reflow();
+        run_until(&mut app, |a| {
+            a.engine.round() == 1 && !a.engine.reflow_pending()
+        });
+        assert_eq!(app.rounds.len(), 1);
+        assert!(app.rounds[0].steps >= 30);
+        app.compare = Some(0);
+        app.flow_stale = true;
+        run_until(&mut app, |a| !a.flow_stale);
+        assert!(app.engine.flow(CURRENT).is_some() && app.engine.flow(COMPARED).is_some());
+        let steps = app.engine.steps_done();
+        run_until(&mut app, |a| a.engine.steps_done() > steps + 10);
+        assert_eq!(app.status().round, 1);
+    }
+
+    /// The GPU engine end to end on a headless device (llvmpipe in CI): training, the particles'
+    /// refresh, an evaluation read back without blocking, and a reflow round.
+    #[test]
+    fn the_gpu_engine_trains_draws_evaluates_and_reflows() {
+        let gpu = match flowplay_gpu::GpuContext::new_blocking() {
+            Ok(gpu) => gpu,
+            Err(e) => {
+                let required = std::env::var(flowplay_gpu::REQUIRE_GPU_ENV)
+                    .is_ok_and(|v| !v.is_empty() && v != "0");
+                assert!(!required, "no GPU: {e}");
+                return;
+            }
+        };
+        let handle = GpuHandle {
+            device: gpu.device.clone(),
+            queue: gpu.queue.clone(),
+            software: false,
+        };
+        let settings = Settings {
+            compute: Compute::Gpu,
+            ..small()
+        };
+        let mut app = PlaygroundApp::build(settings, Some(handle), gpu.describe(), None);
+        assert_eq!(app.engine.backend(), Backend::Gpu);
+        app.training = true;
+        run_until(&mut app, |a| a.engine.steps_done() >= 20);
+        let Some(crate::engine::Flow::Gpu(source)) = app.engine.flow(CURRENT) else {
+            panic!("GPU particles")
+        };
+        assert_eq!(source.n, 40);
+        assert_eq!(source.times.len(), 6);
+        app.training = false;
+        run_until(&mut app, |a| {
+            a.last_eval.is_some_and(|e| e.step == a.engine.steps_done())
+        });
+        let eval = app.last_eval.expect("an evaluation came back");
+        assert!(
+            eval.w2.is_finite() && eval.straightness.is_finite(),
+            "{eval:?}"
+        );
+        app.start_reflow();
+        run_until(&mut app, |a| {
+            a.engine.round() == 1 && !a.engine.reflow_pending()
+        });
+        let steps = app.engine.steps_done();
+        app.training = true;
+        run_until(&mut app, |a| a.engine.steps_done() > steps + 5);
     }
 
     #[test]

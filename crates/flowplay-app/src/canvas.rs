@@ -32,9 +32,10 @@ fn rgba(c: Color32) -> Rgba {
     ])
 }
 
-/// What the canvas shows besides the particles.
+/// What the canvas shows: the time, and what besides the particles.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Layers {
+    pub(crate) t: f32,
     pub(crate) trails: bool,
     pub(crate) endpoints: bool,
 }
@@ -116,16 +117,18 @@ pub(crate) fn position_at(traj: &Trajectories, i: usize, t: f32) -> [f32; 2] {
 }
 
 /// Draws the data, and the particles of `flow` at time `t` with their trails so far and the
-/// predicted endpoints if asked; pans and zooms `view`. `fit` is the view a double-click restores.
+/// predicted endpoints if asked; pans and zooms `view`. `fit` is the view a double-click restores;
+/// `layer` is the renderer's slot for this drawing (one per canvas on screen).
 pub(crate) fn show(
     ui: &mut Ui,
     view: &mut View,
     fit: View,
     data: &[[f32; 2]],
     flow: Option<Flow<'_>>,
-    t: f32,
+    layer: usize,
     layers: Layers,
 ) {
+    let t = layers.t;
     let size = ui.available_size().max(vec2(200.0, 200.0));
     let (response, painter) = ui.allocate_painter(size, Sense::click_and_drag());
     let rect = response.rect;
@@ -166,7 +169,7 @@ pub(crate) fn show(
             painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
                 rect,
                 ParticlePaint {
-                    layer: 0,
+                    layer,
                     source,
                     frame,
                 },

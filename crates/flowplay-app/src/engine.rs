@@ -4,24 +4,29 @@
 //! The GPU path never blocks a frame: training steps are submitted in batches sized so that at
 //! most two are queued, losses come back through the trainer's staging ring, the particles are
 //! integrated from the EMA weights by a GPU-to-GPU copy and drawn straight from the sampler's
-//! buffers, and evaluation samples are read back with a [`PendingRead`] picked up on a later
-//! frame.
+//! buffers, and evaluation samples and reflow couplings are read back with [`PendingRead`]s
+//! picked up on later frames.
 
 use flowplay_core::data::Points;
-use flowplay_core::flow::draw_source;
-use flowplay_core::metrics::wasserstein2;
+use flowplay_core::flow::{SampleRequest, draw_source};
+use flowplay_core::metrics::{straightness, wasserstein2};
 use flowplay_core::sampler::{Record, SamplerConfig, Trajectories};
-use flowplay_core::train::{CpuTrainer, TrainConfig};
+use flowplay_core::train::{CouplingPool, CpuTrainer, TrainConfig, reflow_sources};
 use flowplay_gpu::buffers::PendingRead;
 use flowplay_gpu::{GpuSampler, GpuTrainer, MAX_STEPS_PER_SUBMIT, ParticleSource};
 use web_time::{Duration, Instant};
 
 /// Particles the CPU reference integrates per refresh at most (the GPU's bound is its memory).
 pub(crate) const CPU_MAX_PARTICLES: usize = 5000;
-/// Particles and held-out points of each W2 evaluation.
+/// Particles and held-out points of each evaluation.
 pub(crate) const EVAL_POINTS: usize = 400;
 /// Submissions the GPU may have queued: enough to keep it busy, few enough to stay responsive.
 const GPU_QUEUE_DEPTH: usize = 2;
+/// Seed of the evaluation's prior draw, apart from the particles on screen.
+const EVAL_SEED: u64 = 0xE7A1;
+/// Which drawing a flow is for: the current model, or a snapshot of an earlier round.
+pub(crate) const CURRENT: usize = 0;
+pub(crate) const COMPARED: usize = 1;
 
 /// Which device trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +44,7 @@ impl Backend {
     }
 }
 
-/// What the particles were integrated with: the solver's settings and the particles' seed.
+/// What the particles are integrated with: the solver's settings and the particles' seed.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct FlowRequest {
     pub(crate) sampler: SamplerConfig,
@@ -56,35 +61,70 @@ pub(crate) enum Flow<'a> {
     Gpu(ParticleSource),
 }
 
-/// A W2 evaluation under way on the GPU.
+/// A finished evaluation of the EMA model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Evaluation {
+    /// The step it was taken at.
+    pub(crate) step: u64,
+    /// W2 between its samples and held-out data.
+    pub(crate) w2: f64,
+    /// E ∫ ‖(x₁ − x₀) − v‖² dt along its trajectories: 0 for straight paths (QR §7.1).
+    pub(crate) straightness: f64,
+}
+
+/// The EMA weights of a finished round, kept to compare rounds.
+pub(crate) enum Snapshot {
+    Gpu(wgpu::Buffer),
+    Cpu(Vec<f32>),
+}
+
+/// An evaluation under way on the GPU: positions and velocities on their way back.
 struct PendingEval {
-    read: PendingRead,
+    positions: PendingRead,
+    velocities: PendingRead,
+    positions_bytes: Option<Vec<u8>>,
+    velocities_bytes: Option<Vec<u8>>,
+    times: Vec<f32>,
     step: u64,
 }
 
-/// The GPU side: trainer, the sampler whose buffers are drawn, and a second sampler for
-/// evaluation (so that evaluating never overwrites what is on screen).
+/// A reflow coupling being generated on the GPU.
+struct PendingReflow {
+    read: PendingRead,
+    x0: Vec<[f32; 2]>,
+    labels: Option<Vec<u32>>,
+    steps: u64,
+}
+
+/// The GPU side: the trainer, the sampler whose buffers are drawn, one for an earlier round's
+/// drawing, and one for evaluation and reflow (so that neither overwrites what is on screen).
 pub(crate) struct GpuEngine {
     device: wgpu::Device,
     queue: wgpu::Queue,
     trainer: GpuTrainer,
-    sampler: GpuSampler,
+    samplers: [GpuSampler; 2],
     eval: GpuSampler,
     steps_per_submit: u32,
     x0: Vec<[f32; 2]>,
     x0_for: Option<(usize, u64, u32)>,
     eval_x0: Vec<[f32; 2]>,
     pending_eval: Option<PendingEval>,
-    flow_n: usize,
+    pending_reflow: Option<PendingReflow>,
+    flow_n: [usize; 2],
 }
 
 /// The CPU reference.
 pub(crate) struct CpuEngine {
     trainer: CpuTrainer,
-    flow: Option<Trajectories>,
+    flows: [Option<Trajectories>; 2],
     eval_x0: Vec<[f32; 2]>,
-    pending_eval: Option<u64>,
-    flow_eval: Option<Vec<[f32; 2]>>,
+    finished_eval: Option<(u64, SampleOutputParts)>,
+}
+
+/// What an evaluation run recorded, on either backend.
+struct SampleOutputParts {
+    x: Vec<[f32; 2]>,
+    trajectories: Trajectories,
 }
 
 /// Training and sampling on one backend.
@@ -103,8 +143,39 @@ fn prior_draw(config: &TrainConfig, n: usize, seed: u64) -> Vec<[f32; 2]> {
         .collect()
 }
 
-/// Seed of the evaluation's prior draw, apart from the particles on screen.
-const EVAL_SEED: u64 = 0xE7A1;
+/// The record of an evaluation run: positions and velocities, for W2 and straightness.
+const EVAL_RECORD: Record = Record {
+    positions: true,
+    endpoints: false,
+    velocities: true,
+};
+
+fn points(bytes: &[u8]) -> Vec<[f32; 2]> {
+    let flat: Vec<f32> = bytemuck::pod_collect_to_vec(bytes);
+    flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
+}
+
+fn request(sampler: SamplerConfig, n: usize, seed: u64, record: Record) -> SampleRequest {
+    SampleRequest {
+        sampler,
+        n,
+        seed,
+        labels: None,
+        cfg_scale: 1.0,
+        record,
+    }
+}
+
+impl GpuEngine {
+    fn new_encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    fn param_bytes(&self) -> u64 {
+        self.trainer.mlp().num_params() as u64 * 4
+    }
+}
 
 impl Engine {
     /// A GPU engine on egui's device, or why there is none.
@@ -118,20 +189,20 @@ impl Engine {
         let path = config.path;
         let trainer = GpuTrainer::with_custom(device, queue, config, Some(data), None)
             .map_err(|e| e.to_string())?;
-        let sampler = GpuSampler::new(device, trainer.mlp(), path).map_err(|e| e.to_string())?;
-        let eval = GpuSampler::new(device, trainer.mlp(), path).map_err(|e| e.to_string())?;
+        let sampler = || GpuSampler::new(device, trainer.mlp(), path).map_err(|e| e.to_string());
         Ok(Self::Gpu(Box::new(GpuEngine {
             device: device.clone(),
             queue: queue.clone(),
+            samplers: [sampler()?, sampler()?],
+            eval: sampler()?,
             eval_x0,
             trainer,
-            sampler,
-            eval,
             steps_per_submit: 1,
             x0: Vec::new(),
             x0_for: None,
             pending_eval: None,
-            flow_n: 0,
+            pending_reflow: None,
+            flow_n: [0; 2],
         })))
     }
 
@@ -142,10 +213,9 @@ impl Engine {
             CpuTrainer::with_custom(config, Some(data), None).map_err(|e| e.to_string())?;
         Ok(Self::Cpu(Box::new(CpuEngine {
             trainer,
-            flow: None,
+            flows: [None, None],
             eval_x0,
-            pending_eval: None,
-            flow_eval: None,
+            finished_eval: None,
         })))
     }
 
@@ -170,7 +240,7 @@ impl Engine {
         }
     }
 
-    /// Steps whose loss is known.
+    /// Every step's loss that is known, all rounds.
     pub(crate) fn losses(&self) -> &[f32] {
         match self {
             Self::Gpu(g) => g.trainer.losses(),
@@ -183,6 +253,14 @@ impl Engine {
         self.losses().len() as u64
     }
 
+    /// The reflow round being trained: 0 for the original coupling.
+    pub(crate) fn round(&self) -> usize {
+        match self {
+            Self::Gpu(g) => g.trainer.round(),
+            Self::Cpu(c) => c.trainer.round(),
+        }
+    }
+
     /// Changes the settings the running trainer can take (path, t-sampling, batch, optimizer).
     pub(crate) fn set_config(&mut self, config: TrainConfig) -> Result<(), String> {
         match self {
@@ -190,8 +268,9 @@ impl Engine {
                 g.trainer
                     .set_config(config.clone())
                     .map_err(|e| e.to_string())?;
-                g.sampler.set_path(config.path).map_err(|e| e.to_string())?;
-                g.eval.set_path(config.path).map_err(|e| e.to_string())?;
+                for sampler in g.samplers.iter_mut().chain([&mut g.eval]) {
+                    sampler.set_path(config.path).map_err(|e| e.to_string())?;
+                }
                 g.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
                 g.x0_for = None;
                 g.pending_eval = None;
@@ -206,13 +285,16 @@ impl Engine {
 
     /// Trains for about one frame. On the GPU: collects the statistics that came back and keeps
     /// at most two submissions queued, growing a submission while the GPU keeps up and shrinking
-    /// it when it falls behind. An error (a divergence) stops training with the weights of the
-    /// last good step.
-    /// `cpu_budget` is the time the CPU reference may spend.
+    /// it when it falls behind; nothing is submitted while a reflow coupling is on its way. The
+    /// CPU reference trains for `cpu_budget`. An error (a divergence) stops training with the
+    /// weights of the last good step.
     pub(crate) fn train_frame(&mut self, cpu_budget: Duration) -> Result<(), String> {
         match self {
             Self::Gpu(g) => {
                 g.trainer.poll().map_err(|e| e.to_string())?;
+                if g.pending_reflow.is_some() {
+                    return Ok(());
+                }
                 let queued = g.trainer.submissions_in_flight();
                 if queued >= GPU_QUEUE_DEPTH {
                     g.steps_per_submit = (g.steps_per_submit * 3 / 4).max(1);
@@ -261,196 +343,367 @@ impl Engine {
         }
     }
 
-    /// Integrates the particles with the current EMA weights (QR §5). On the GPU this is
-    /// encoded and submitted without waiting; the draw picks the result up.
-    pub(crate) fn refresh_flow(&mut self, request: &FlowRequest) -> Result<(), String> {
+    /// The current EMA weights, kept to compare rounds later.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        match self {
+            Self::Gpu(g) => {
+                let buffer = g.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("app::round_snapshot"),
+                    size: g.param_bytes(),
+                    usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let mut encoder = g.new_encoder("app::snapshot");
+                encoder.copy_buffer_to_buffer(
+                    g.trainer.ema_buffer(),
+                    0,
+                    &buffer,
+                    0,
+                    g.param_bytes(),
+                );
+                g.queue.submit([encoder.finish()]);
+                Snapshot::Gpu(buffer)
+            }
+            Self::Cpu(c) => Snapshot::Cpu(c.trainer.ema().to_vec()),
+        }
+    }
+
+    /// Integrates drawing `which`'s particles: [`CURRENT`] with the current EMA weights,
+    /// [`COMPARED`] with `snapshot`'s (QR §5). On the GPU this is encoded and submitted without
+    /// waiting; the draw picks the result up.
+    pub(crate) fn refresh_flow(
+        &mut self,
+        which: usize,
+        snapshot: Option<&Snapshot>,
+        flow: &FlowRequest,
+    ) -> Result<(), String> {
         let record = Record {
             positions: true,
-            endpoints: request.endpoints,
+            endpoints: flow.endpoints,
             velocities: false,
         };
         match self {
             Self::Gpu(g) => {
                 let key = (
-                    request.n,
-                    request.seed,
+                    flow.n,
+                    flow.seed,
                     g.trainer.config().path.prior_scale().to_bits(),
                 );
                 if g.x0_for != Some(key) {
-                    g.x0 = prior_draw(g.trainer.config(), request.n, request.seed);
+                    g.x0 = prior_draw(g.trainer.config(), flow.n, flow.seed);
                     g.x0_for = Some(key);
                 }
-                let mut encoder =
-                    g.device
-                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                            label: Some("app::refresh_flow"),
-                        });
+                let weights = match snapshot {
+                    Some(Snapshot::Gpu(buffer)) => buffer,
+                    _ => g.trainer.ema_buffer(),
+                };
+                let mut encoder = g.new_encoder("app::refresh_flow");
+                let bytes = g.param_bytes();
                 encoder.copy_buffer_to_buffer(
-                    g.trainer.ema_buffer(),
+                    weights,
                     0,
-                    g.sampler.params_buffer(),
+                    g.samplers[which].params_buffer(),
                     0,
-                    g.trainer.mlp().num_params() as u64 * 4,
+                    bytes,
                 );
-                g.sampler
+                let GpuEngine {
+                    device,
+                    queue,
+                    samplers,
+                    x0,
+                    ..
+                } = g.as_mut();
+                samplers[which]
                     .encode_sample(
-                        &g.device,
-                        &g.queue,
+                        device,
+                        queue,
                         &mut encoder,
-                        &g.x0,
+                        x0,
                         None,
                         1.0,
-                        &request.sampler,
+                        &flow.sampler,
                         record,
                     )
                     .map_err(|e| e.to_string())?;
                 g.queue.submit([encoder.finish()]);
-                g.flow_n = request.n;
+                g.flow_n[which] = flow.n;
                 Ok(())
             }
             Self::Cpu(c) => {
-                let model = c.trainer.model(true);
-                let x0 = prior_draw(c.trainer.config(), request.n, request.seed);
+                let mut model = c.trainer.model(true);
+                if let Some(Snapshot::Cpu(params)) = snapshot {
+                    model.params.clone_from(params);
+                }
+                let x0 = prior_draw(c.trainer.config(), flow.n, flow.seed);
                 let out = model
-                    .integrate(
-                        &x0,
-                        &flowplay_core::flow::SampleRequest {
-                            sampler: request.sampler,
-                            n: request.n,
-                            seed: request.seed,
-                            labels: None,
-                            cfg_scale: 1.0,
-                            record,
-                        },
-                    )
+                    .integrate(&x0, &request(flow.sampler, flow.n, flow.seed, record))
                     .map_err(|e| e.to_string())?;
-                c.flow = Some(out.trajectories);
+                c.flows[which] = Some(out.trajectories);
                 Ok(())
             }
         }
     }
 
-    /// The particles of the last refresh.
-    pub(crate) fn flow(&self) -> Option<Flow<'_>> {
+    /// The particles of drawing `which`'s last refresh.
+    pub(crate) fn flow(&self, which: usize) -> Option<Flow<'_>> {
         match self {
             Self::Gpu(g) => {
-                if g.flow_n == 0 {
+                if g.flow_n[which] == 0 {
                     return None;
                 }
-                let [positions, endpoints, _] = g.sampler.trajectory_buffers();
+                let sampler = &g.samplers[which];
+                let [positions, endpoints, _] = sampler.trajectory_buffers();
                 Some(Flow::Gpu(ParticleSource {
                     positions: positions.clone(),
                     endpoints: Some(endpoints.clone()),
-                    n: g.flow_n,
-                    times: g.sampler.times().to_vec(),
+                    n: g.flow_n[which],
+                    times: sampler.times().to_vec(),
                 }))
             }
-            Self::Cpu(c) => c.flow.as_ref().map(Flow::Cpu),
+            Self::Cpu(c) => c.flows[which].as_ref().map(Flow::Cpu),
         }
     }
 
-    /// Starts a W2 evaluation of the EMA model against `held_out` (unless one is under way) with
-    /// `sampler`; [`Self::poll_eval`] returns it when done. On the CPU it runs at once.
+    /// Starts an evaluation of the EMA model with `sampler` (unless one is under way);
+    /// [`Self::poll_eval`] returns it when done. On the CPU it runs at once.
     pub(crate) fn start_eval(&mut self, sampler: &SamplerConfig) -> Result<(), String> {
         match self {
             Self::Gpu(g) => {
-                if g.pending_eval.is_some() {
+                if g.pending_eval.is_some() || g.pending_reflow.is_some() {
                     return Ok(());
                 }
-                let mut encoder =
-                    g.device
-                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                            label: Some("app::eval"),
-                        });
+                let mut encoder = g.new_encoder("app::eval");
+                let bytes = g.param_bytes();
                 encoder.copy_buffer_to_buffer(
                     g.trainer.ema_buffer(),
                     0,
                     g.eval.params_buffer(),
                     0,
-                    g.trainer.mlp().num_params() as u64 * 4,
+                    bytes,
                 );
-                g.eval
-                    .encode_sample(
-                        &g.device,
-                        &g.queue,
-                        &mut encoder,
-                        &g.eval_x0,
-                        None,
-                        1.0,
-                        sampler,
-                        Record::default(),
-                    )
-                    .map_err(|e| e.to_string())?;
-                let read = PendingRead::encode(
-                    &g.device,
+                let GpuEngine {
+                    device,
+                    queue,
+                    eval,
+                    eval_x0,
+                    ..
+                } = g.as_mut();
+                eval.encode_sample(
+                    device,
+                    queue,
                     &mut encoder,
-                    g.eval.positions_buffer(),
-                    0,
-                    (g.eval_x0.len() * 8) as u64,
-                );
-                g.queue.submit([encoder.finish()]);
-                read.start();
+                    eval_x0,
+                    None,
+                    1.0,
+                    sampler,
+                    EVAL_RECORD,
+                )
+                .map_err(|e| e.to_string())?;
+                let frames = eval.times().len();
+                let size = (eval_x0.len() * frames * 8) as u64;
+                let [positions, _, velocities] = eval.trajectory_buffers();
+                let positions = PendingRead::encode(device, &mut encoder, positions, 0, size);
+                let velocities = PendingRead::encode(device, &mut encoder, velocities, 0, size);
+                queue.submit([encoder.finish()]);
+                positions.start();
+                velocities.start();
                 g.pending_eval = Some(PendingEval {
-                    read,
+                    positions,
+                    velocities,
+                    positions_bytes: None,
+                    velocities_bytes: None,
+                    times: g.eval.times().to_vec(),
                     step: g.trainer.steps_done(),
                 });
                 Ok(())
             }
             Self::Cpu(c) => {
-                if c.pending_eval.is_some() {
+                if c.finished_eval.is_some() {
                     return Ok(());
                 }
+                let n = c.eval_x0.len();
                 let out = c
                     .trainer
                     .model(true)
-                    .integrate(
-                        &c.eval_x0,
-                        &flowplay_core::flow::SampleRequest {
-                            sampler: *sampler,
-                            n: c.eval_x0.len(),
-                            seed: EVAL_SEED,
-                            labels: None,
-                            cfg_scale: 1.0,
-                            record: Record::default(),
-                        },
-                    )
+                    .integrate(&c.eval_x0, &request(*sampler, n, EVAL_SEED, EVAL_RECORD))
                     .map_err(|e| e.to_string())?;
-                c.flow_eval = Some(out.x);
-                c.pending_eval = Some(c.trainer.steps_done());
+                c.finished_eval = Some((
+                    c.trainer.steps_done(),
+                    SampleOutputParts {
+                        x: out.x,
+                        trajectories: out.trajectories,
+                    },
+                ));
                 Ok(())
             }
         }
     }
 
-    /// A finished evaluation: `(step, W2 against held_out)`.
+    /// A finished evaluation against `held_out`, once.
     pub(crate) fn poll_eval(
         &mut self,
         held_out: &[[f32; 2]],
-    ) -> Option<Result<(u64, f64), String>> {
-        let (step, samples) = match self {
+    ) -> Option<Result<Evaluation, String>> {
+        let (step, parts) = match self {
             Self::Gpu(g) => {
-                let pending = g.pending_eval.as_ref()?;
-                let bytes = match pending.read.try_take(&g.device)? {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        g.pending_eval = None;
-                        return Some(Err(e.to_string()));
+                let pending = g.pending_eval.as_mut()?;
+                let mut failed = None;
+                for (read, slot) in [
+                    (&pending.positions, &mut pending.positions_bytes),
+                    (&pending.velocities, &mut pending.velocities_bytes),
+                ] {
+                    if slot.is_none() {
+                        match read.try_take(&g.device) {
+                            Some(Ok(bytes)) => *slot = Some(bytes),
+                            Some(Err(e)) => failed = Some(e.to_string()),
+                            None => {}
+                        }
                     }
+                }
+                if let Some(why) = failed {
+                    g.pending_eval = None;
+                    return Some(Err(why));
+                }
+                let pending = g.pending_eval.as_ref()?;
+                let (Some(p), Some(v)) = (&pending.positions_bytes, &pending.velocities_bytes)
+                else {
+                    return None;
                 };
+                let trajectories = Trajectories {
+                    times: pending.times.clone(),
+                    positions: points(p),
+                    endpoints: Vec::new(),
+                    velocities: points(v),
+                };
+                let frames = trajectories.frames();
+                let n = trajectories.positions.len() / frames.max(1);
+                let x = (0..n)
+                    .map(|i| trajectories.positions_of(i)[frames - 1])
+                    .collect();
                 let step = pending.step;
                 g.pending_eval = None;
-                let flat: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-                let samples: Vec<[f32; 2]> = flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
-                (step, samples)
+                (step, SampleOutputParts { x, trajectories })
             }
-            Self::Cpu(c) => {
-                let step = c.pending_eval.take()?;
-                (step, c.flow_eval.take()?)
+            Self::Cpu(c) => c.finished_eval.take()?,
+        };
+        let n = parts.x.len().min(held_out.len());
+        Some(
+            wasserstein2(&parts.x[..n], &held_out[..n])
+                .and_then(|w2| {
+                    Ok(Evaluation {
+                        step,
+                        w2,
+                        straightness: straightness(&parts.trajectories)?,
+                    })
+                })
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    /// Starts reflow round `round + 1` (QR §7.1): `pairs` source points are taken along the
+    /// current EMA model's ODE with `sampler`, and training goes on, for `steps` steps, on
+    /// those pairs. The CPU builds the coupling at once; the GPU integrates it and
+    /// [`Self::poll_reflow`] starts the round when the endpoints are back.
+    pub(crate) fn start_reflow(
+        &mut self,
+        pairs: usize,
+        sampler: &SamplerConfig,
+        steps: u64,
+    ) -> Result<(), String> {
+        match self {
+            Self::Gpu(g) => {
+                if g.pending_reflow.is_some() {
+                    return Ok(());
+                }
+                let config = g.trainer.config();
+                let sources =
+                    reflow_sources(config, g.trainer.round(), pairs, g.trainer.data(), None)
+                        .map_err(|e| e.to_string())?;
+                let scale = config.path.prior_scale();
+                let start: Vec<[f32; 2]> = sources
+                    .x0
+                    .iter()
+                    .map(|p| [scale * p[0], scale * p[1]])
+                    .collect();
+                // The evaluation sampler builds the coupling; an evaluation under way is dropped.
+                g.pending_eval = None;
+                let mut encoder = g.new_encoder("app::reflow");
+                let bytes = g.param_bytes();
+                encoder.copy_buffer_to_buffer(
+                    g.trainer.ema_buffer(),
+                    0,
+                    g.eval.params_buffer(),
+                    0,
+                    bytes,
+                );
+                let GpuEngine {
+                    device,
+                    queue,
+                    eval,
+                    ..
+                } = g.as_mut();
+                eval.encode_sample(
+                    device,
+                    queue,
+                    &mut encoder,
+                    &start,
+                    sources.labels.as_deref(),
+                    1.0,
+                    sampler,
+                    Record::NONE,
+                )
+                .map_err(|e| e.to_string())?;
+                let read = PendingRead::encode(
+                    device,
+                    &mut encoder,
+                    eval.positions_buffer(),
+                    0,
+                    (pairs * 8) as u64,
+                );
+                queue.submit([encoder.finish()]);
+                read.start();
+                g.pending_reflow = Some(PendingReflow {
+                    read,
+                    x0: sources.x0,
+                    labels: sources.labels,
+                    steps,
+                });
+                Ok(())
+            }
+            Self::Cpu(c) => c
+                .trainer
+                .start_reflow_round(pairs, sampler, true, steps)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Whether a reflow coupling is still being generated.
+    pub(crate) fn reflow_pending(&self) -> bool {
+        matches!(self, Self::Gpu(g) if g.pending_reflow.is_some())
+    }
+
+    /// Starts the reflow round whose coupling came back (GPU), once.
+    pub(crate) fn poll_reflow(&mut self) -> Option<Result<(), String>> {
+        let Self::Gpu(g) = self else {
+            return None;
+        };
+        let pending = g.pending_reflow.as_ref()?;
+        let bytes = match pending.read.try_take(&g.device)? {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                g.pending_reflow = None;
+                return Some(Err(e.to_string()));
             }
         };
+        let pending = g.pending_reflow.take()?;
+        let pool = CouplingPool {
+            x0: pending.x0,
+            x1: points(&bytes),
+            labels: pending.labels,
+        };
         Some(
-            wasserstein2(&samples, &held_out[..samples.len().min(held_out.len())])
-                .map(|w2| (step, w2))
+            g.trainer
+                .start_reflow_round(pool, pending.steps)
                 .map_err(|e| e.to_string()),
         )
     }

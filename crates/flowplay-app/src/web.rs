@@ -25,6 +25,11 @@ pub(crate) struct Status {
     /// The latest W2 against held-out data, and the step it was measured at.
     pub(crate) w2: Option<f64>,
     pub(crate) w2_step: Option<u64>,
+    /// Its straightness (0 for straight paths).
+    pub(crate) straightness: Option<f64>,
+    /// The reflow round being trained, and whether its coupling is still being built.
+    pub(crate) round: usize,
+    pub(crate) reflow_pending: bool,
     /// Increases whenever the particles are re-integrated.
     pub(crate) flow_version: u64,
     pub(crate) notice: Option<String>,

@@ -329,6 +329,45 @@ pub fn check_pools(
     Ok(())
 }
 
+/// The source side of reflow round `round + 1`'s coupling: what [`reflow_pool`] integrates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReflowSources {
+    /// Source points (unscaled; multiply by the path's prior scale to integrate).
+    pub x0: Vec<[f32; 2]>,
+    /// Classes to generate with, for conditional models.
+    pub labels: Option<Vec<u32>>,
+    /// The round's seed.
+    pub seed: u64,
+}
+
+/// Draws the source points (and classes) of reflow round `round + 1`, so that another
+/// integrator (the GPU sampler) can build the same coupling as [`reflow_pool`].
+pub fn reflow_sources(
+    config: &TrainConfig,
+    round: usize,
+    pairs: usize,
+    data: &Points,
+    source: Option<&Points>,
+) -> Result<ReflowSources, Error> {
+    if pairs == 0 {
+        return Err(Error::config("reflow needs at least one pair"));
+    }
+    let seed = config.seed ^ (0x0005_EF10_u64 << 8).wrapping_mul(round as u64 + 1);
+    let x0 = draw_source(&config.source, pairs, seed, source)?;
+    let labels = match (&data.labels, config.mlp.is_conditional()) {
+        (Some(data_labels), true) => {
+            let mut rng = Rng::with_domain(seed, "reflow-labels");
+            Some(
+                (0..pairs)
+                    .map(|_| data_labels[rng.below(data_labels.len())])
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
+    Ok(ReflowSources { x0, labels, seed })
+}
+
 /// The coupling of reflow round `round + 1` (QR §7.1): `pairs` source points taken along
 /// `model`'s ODE with `sampler`. Class-conditional models generate each pair with a class drawn
 /// from the data's labels. Shared by the CPU and GPU trainers.
@@ -341,22 +380,11 @@ pub fn reflow_pool(
     data: &Points,
     source: Option<&Points>,
 ) -> Result<CouplingPool, Error> {
-    if pairs == 0 {
-        return Err(Error::config("reflow needs at least one pair"));
-    }
-    let round_seed = config.seed ^ (0x0005_EF10_u64 << 8).wrapping_mul(round as u64 + 1);
-    let x0 = draw_source(&config.source, pairs, round_seed, source)?;
-    let labels = match (&data.labels, config.mlp.is_conditional()) {
-        (Some(data_labels), true) => {
-            let mut rng = Rng::with_domain(round_seed, "reflow-labels");
-            Some(
-                (0..pairs)
-                    .map(|_| data_labels[rng.below(data_labels.len())])
-                    .collect(),
-            )
-        }
-        _ => None,
-    };
+    let ReflowSources {
+        x0,
+        labels,
+        seed: round_seed,
+    } = reflow_sources(config, round, pairs, data, source)?;
     let scale = config.path.prior_scale();
     let start: Vec<[f32; 2]> = x0.iter().map(|p| [scale * p[0], scale * p[1]]).collect();
     let request = SampleRequest {
