@@ -23,6 +23,10 @@ if [ -n "${FLOWPLAY_REQUIRE_GPU:-}" ]; then
 fi
 cargo test --workspace --locked
 
+step "the desktop app under Xvfb: it opens, trains and draws particles (screenshot kept)"
+cargo build -p flowplay-app --locked
+tests/native_smoke.sh target/debug/flowplay-app
+
 step "end-to-end quality: the README's seed-recipe commands, and the default configuration"
 cargo build --release --locked -p flowplay-cli
 tests/quality.sh target/release/flowplay

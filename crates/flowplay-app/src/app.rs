@@ -140,8 +140,15 @@ pub struct PlaygroundApp {
 impl PlaygroundApp {
     /// Called once by eframe before the first frame: picks the GPU when egui's device can run
     /// compute shaders, else the CPU reference (with the reason shown), and applies the
-    /// settings in the URL.
+    /// settings in the URL hash (on the web).
     pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
+        Self::with_query(cc, web::read_hash())
+    }
+
+    /// As [`Self::new`], with settings in the URL's form (`train=1&solver=heun&…`; the desktop
+    /// binary takes them as its first argument). Settings that do not parse are explained and
+    /// the defaults used.
+    pub fn with_query(cc: &eframe::CreationContext<'_>, query: Option<String>) -> Self {
         // The canvas's colours are chosen for a dark background.
         cc.egui_ctx.set_theme(egui::ThemePreference::Dark);
         let (gpu, adapter, why_not) = match &cc.wgpu_render_state {
@@ -183,16 +190,21 @@ impl PlaygroundApp {
             ),
         };
         let no_gpu = why_not.map(|why| {
+            let what = if cfg!(target_arch = "wasm32") {
+                "This browser has no WebGPU compute"
+            } else {
+                "No GPU with compute shaders was found"
+            };
             format!(
-                "This browser has no WebGPU compute ({adapter}: {why}), so training runs on the \
-                 CPU reference instead: slower, with everything else the same."
+                "{what} ({adapter}: {why}), so training runs on the CPU reference instead: \
+                 slower, with everything else the same."
             )
         });
         let mut settings = Settings::default();
         let mut notice = None;
         let mut train = false;
         let hash = web::read_hash();
-        if let Some(query) = web::initial_query().filter(|q| !q.is_empty()) {
+        if let Some(query) = query.filter(|q| !q.is_empty()) {
             match settings.with_query(&query) {
                 Ok((s, t)) => {
                     settings = s;
@@ -311,6 +323,11 @@ impl PlaygroundApp {
         if self.notice.is_none() {
             self.notice = notice;
         }
+    }
+
+    /// The state as one line of JSON, as the web page publishes it for tests and scripts.
+    pub fn status_json(&self) -> String {
+        serde_json::to_string(&self.status()).unwrap_or_default()
     }
 
     /// The state tests and scripts read.
@@ -582,7 +599,7 @@ impl PlaygroundApp {
         let label = if self.engine.reflow_pending() {
             "building the coupling…".to_string()
         } else {
-            format!("Reflow → round {}", round + 1)
+            format!("Reflow to round {}", round + 1)
         };
         if ui
             .add_enabled(!self.engine.reflow_pending(), egui::Button::new(label))
@@ -662,7 +679,11 @@ impl PlaygroundApp {
 
         let mut reset = false;
         ui.horizontal(|ui| {
-            let label = if self.training { "Pause" } else { "▶ Train" };
+            let label = if self.training {
+                "Pause training"
+            } else {
+                "Train"
+            };
             if ui
                 .button(label)
                 .on_hover_text("Space: start or pause training")
@@ -671,7 +692,7 @@ impl PlaygroundApp {
                 self.training = !self.training;
             }
             reset = ui
-                .button("⟲ Reset")
+                .button("Reset")
                 .on_hover_text("New weights from the seed; training starts over")
                 .clicked();
         });
@@ -845,7 +866,7 @@ impl PlaygroundApp {
 
     fn player_ui(&mut self, ui: &mut Ui) {
         ui.horizontal(|ui| {
-            let label = if self.playing { "Pause" } else { "▶ Play" };
+            let label = if self.playing { "Pause" } else { "Play" };
             if ui
                 .button(label)
                 .on_hover_text("Play or pause the particles")
@@ -855,7 +876,7 @@ impl PlaygroundApp {
             }
             let step = 1.0 / self.settings.sample_steps.max(1) as f32;
             if ui
-                .button("◀ step")
+                .button("step back")
                 .on_hover_text("Back one solver step")
                 .clicked()
             {
@@ -863,7 +884,7 @@ impl PlaygroundApp {
                 self.time = ((self.time / step).ceil() - 1.0).max(0.0) * step;
             }
             if ui
-                .button("step ▶")
+                .button("step on")
                 .on_hover_text("On one solver step")
                 .clicked()
             {

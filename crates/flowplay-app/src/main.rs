@@ -13,7 +13,13 @@ fn main() -> eframe::Result {
     eframe::run_native(
         "flowplay",
         options,
-        Box::new(|cc| Ok(Box::new(flowplay_app::PlaygroundApp::new(cc)))),
+        // Settings as in the web page's URL hash, e.g. `flowplay-app 'train=1&solver=heun'`.
+        Box::new(|cc| {
+            Ok(Box::new(flowplay_app::PlaygroundApp::with_query(
+                cc,
+                std::env::args().nth(1),
+            )))
+        }),
     )
 }
 

@@ -85,17 +85,6 @@ pub(crate) fn read_hash() -> Option<String> {
     None
 }
 
-/// The settings the app starts with: the URL hash on the web; natively the first command-line
-/// argument, in the same form (`flowplay-app 'train=1&solver=heun'`).
-pub(crate) fn initial_query() -> Option<String> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        read_hash()
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    std::env::args().nth(1)
-}
-
 /// Replaces the URL hash without adding a history entry (web; nothing natively).
 pub(crate) fn write_hash(query: &str) {
     #[cfg(target_arch = "wasm32")]
