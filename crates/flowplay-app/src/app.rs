@@ -50,6 +50,39 @@ struct GpuHandle {
     software: bool,
 }
 
+/// A small histogram of 4000 training times drawn as the trainer draws them (QR §7.3).
+fn time_histogram_ui(ui: &mut Ui, sampling: &flowplay_core::path::TimeSampling) {
+    const BINS: usize = 40;
+    const DRAWS: u32 = 4000;
+    let key = flowplay_core::rng::key_from_seed(0x7157);
+    let mut counts = [0_u32; BINS];
+    for i in 0..DRAWS {
+        let t = sampling.sample(flowplay_core::rng::threefry2x32(key, [i, 0]));
+        counts[((t * BINS as f32) as usize).min(BINS - 1)] += 1;
+    }
+    let peak = counts.iter().copied().max().unwrap_or(1).max(1) as f32;
+    let (rect, response) = ui.allocate_exact_size(
+        egui::vec2(ui.available_width().min(220.0), 36.0),
+        egui::Sense::hover(),
+    );
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+    let w = rect.width() / BINS as f32;
+    for (b, &c) in counts.iter().enumerate() {
+        let h = rect.height() * c as f32 / peak;
+        let x = rect.left() + b as f32 * w;
+        painter.rect_filled(
+            egui::Rect::from_min_max(
+                egui::pos2(x, rect.bottom() - h),
+                egui::pos2(x + w - 1.0, rect.bottom()),
+            ),
+            0.0,
+            Color32::from_rgb(120, 160, 210),
+        );
+    }
+    response.on_hover_text("Training times t drawn from this distribution: 0 (noise) on the left, 1 (data) on the right.");
+}
+
 /// A rate over the last second: steps per second, frames per second.
 #[derive(Default)]
 struct RateMeter {
@@ -417,7 +450,7 @@ impl PlaygroundApp {
         let sampler = if self.one_step {
             SamplerConfig::new(Solver::Euler, 1)
         } else {
-            SamplerConfig::new(self.settings.solver, self.settings.sample_steps)
+            self.settings.sampler()
         };
         let mut request = FlowRequest {
             sampler,
@@ -495,8 +528,7 @@ impl PlaygroundApp {
             step > 0 && self.evaluated_step != Some(step)
         };
         if due && self.evaluated_step != Some(step) {
-            let sampler = SamplerConfig::new(self.settings.solver, self.settings.sample_steps);
-            if let Err(why) = self.engine.start_eval(&sampler) {
+            if let Err(why) = self.engine.start_eval(&self.settings.sampler()) {
                 self.notice = Some(why);
             }
             self.evaluated_step = Some(step);
@@ -520,6 +552,7 @@ impl PlaygroundApp {
         let mut config = edited.train_config(rms);
         // Keep what the trainer was built with; only the switchable settings change.
         config.steps = self.engine.config().steps;
+        let old_path = self.engine.config().path;
         match self.engine.set_config(config) {
             Ok(()) => {
                 if self.settings.changes_flow(&edited)
@@ -527,7 +560,7 @@ impl PlaygroundApp {
                 {
                     self.flow_stale = true;
                 }
-                if edited.path != self.settings.path {
+                if self.engine.config().path != old_path {
                     self.fit = View::fit(&self.data_shown, self.engine.config().path.prior_scale());
                     self.view = self.fit;
                     self.w2.clear();
@@ -720,17 +753,54 @@ impl PlaygroundApp {
             })
             .response
             .on_hover_text("The data distribution p₁ the flow must reach (a new model).");
+        egui::ComboBox::from_label("source")
+            .selected_text(edited.source.name())
+            .show_ui(ui, |ui| {
+                for dataset in Dataset::ALL {
+                    ui.selectable_value(&mut edited.source, dataset, dataset.name())
+                        .on_hover_text(dataset.description());
+                }
+            })
+            .response
+            .on_hover_text(
+                "The source p₀ the particles start from: N(0, I) as usual, or another dataset, \
+                 to learn a flow between two distributions (QR §1; a new model).",
+            );
 
         ui.label(RichText::new("Probability path").strong());
         for kind in PathKind::ALL {
             ui.radio_value(&mut edited.path, kind, kind.label())
                 .on_hover_text(kind.explanation());
         }
+        if edited.path == PathKind::Ve {
+            ui.add(
+                egui::Slider::new(&mut edited.ve_sigma[0], 0.001..=1.0)
+                    .logarithmic(true)
+                    .text("σ_min"),
+            )
+            .on_hover_text("The noise left at t = 1 (QR §3.3): σ(1) = σ_min.");
+            ui.add(
+                egui::Slider::new(&mut edited.ve_sigma[1], 1.0..=200.0)
+                    .logarithmic(true)
+                    .text("σ_max"),
+            )
+            .on_hover_text(
+                "The noise at t = 0 (QR §3.3): the particles start from σ_max·z. It should \
+                 dwarf the data's spread.",
+            );
+        }
         ui.checkbox(&mut edited.logit_normal, "logit-normal t")
             .on_hover_text(
-                "Draw training times t = sigmoid(z), z ~ N(0, 1): more effort in the middle, where \
-                 the target is hardest (QR §7.3). Off: t ~ U[0, 1].",
+                "Draw training times t = sigmoid(m + s·z), z ~ N(0, 1): more effort in the \
+                 middle, where the target is hardest (QR §7.3). Off: t ~ U[0, 1].",
             );
+        if edited.logit_normal {
+            ui.add(egui::Slider::new(&mut edited.ln_mean, -2.0..=2.0).text("m"))
+                .on_hover_text("Location: positive m trains more near the data (t → 1).");
+            ui.add(egui::Slider::new(&mut edited.ln_std, 0.2..=2.5).text("s"))
+                .on_hover_text("Scale: small s concentrates t around sigmoid(m).");
+        }
+        time_histogram_ui(ui, &edited.time_sampling());
 
         ui.label(RichText::new("Model and optimizer").strong());
         egui::ComboBox::from_label("width")
@@ -754,6 +824,28 @@ impl PlaygroundApp {
                 .text("learning rate"),
         )
         .on_hover_text("AdamW's step size (QR §4.4); too large and the loss explodes.");
+        ui.add(egui::Slider::new(&mut edited.depth, 1..=4).text("depth"))
+            .on_hover_text("Hidden layers of the MLP (QR §4.2 uses 2; a new model).");
+        ui.checkbox(&mut edited.t_times_1000, "t × 1000 into the model")
+            .on_hover_text(
+                "TRELLIS feeds the network t·1000 (sinusoidal embedding of the scaled time); the \
+                 Quick Reference feeds t. The frequencies then cover a different range (a new \
+                 model).",
+            );
+        ui.add(
+            egui::Slider::new(&mut edited.ema, 0.9..=0.9999)
+                .logarithmic(true)
+                .text("EMA"),
+        )
+        .on_hover_text(
+            "The particles and W2 use the exponential moving average of the weights, \
+             θ̄ ← d·θ̄ + (1 − d)·θ (QR §4.4): smoother than the raw weights.",
+        );
+        ui.checkbox(&mut edited.ot, "minibatch-OT coupling")
+            .on_hover_text(
+                "Pair each batch's x₀ and x₁ by an exact optimal assignment instead of at random \
+             (OT-CFM): paths cross less, so the flow is straighter from the first round.",
+            );
         ui.add(egui::Slider::new(&mut edited.seed, 0..=99).text("seed"))
             .on_hover_text("Same seed, same data, weights and batches (a new model).");
 
@@ -772,6 +864,16 @@ impl PlaygroundApp {
             );
         ui.add(egui::Slider::new(&mut edited.sample_steps, 1..=100).text("steps"))
             .on_hover_text("Solver steps from t = 0 to t = 1.");
+        ui.add(
+            egui::Slider::new(&mut edited.rescale_t, 0.25..=8.0)
+                .logarithmic(true)
+                .text("rescale_t"),
+        )
+        .on_hover_text(
+            "TRELLIS's time shift of the step grid: with τ = 1 − t, τ′ = r·τ / (1 + (r − 1)·τ). \
+             r > 1 spends more steps near the noise, r < 1 near the data; 1 leaves the grid \
+             uniform.",
+        );
         ui.label(format!(
             "NFE {} per particle",
             edited.sample_steps * edited.solver.evals_per_step()
@@ -1064,6 +1166,21 @@ mod tests {
             flowplay_core::path::Path::VpCosine
         );
         assert!(app.flow_stale, "a new path needs new particles");
+
+        // VE's noise range, the time distribution, EMA and OT also keep the weights.
+        let mut edited = app.settings.clone();
+        edited.path = PathKind::Ve;
+        edited.ve_sigma = [0.02, 30.0];
+        edited.ln_mean = 0.5;
+        edited.ema = 0.99;
+        edited.ot = true;
+        app.apply_settings(edited);
+        assert_eq!(app.engine.steps_done(), steps, "{:?}", app.notices());
+        assert!((app.engine.config().ema_decay - 0.99).abs() < 1e-7);
+        assert!(matches!(
+            app.engine.config().path,
+            flowplay_core::path::Path::Ve { sigma_max, .. } if (sigma_max - 30.0).abs() < 1e-6
+        ));
 
         let mut wider = app.settings.clone();
         wider.hidden = 64;

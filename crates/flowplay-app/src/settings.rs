@@ -5,8 +5,8 @@ use flowplay_core::flow::DataSource;
 use flowplay_core::mlp::MlpConfig;
 use flowplay_core::optim::AdamWConfig;
 use flowplay_core::path::{Path, TimeSampling};
-use flowplay_core::sampler::Solver;
-use flowplay_core::train::{LrSchedule, TrainConfig};
+use flowplay_core::sampler::{SamplerConfig, Solver};
+use flowplay_core::train::{Coupling, LrSchedule, TrainConfig};
 
 /// The probability path (QR §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,13 +54,14 @@ impl PathKind {
         }
     }
 
-    pub(crate) fn path(self, data_rms: f32) -> Path {
+    /// The path, with VE's noise range and the data's scale for EDM's preconditioning.
+    pub(crate) fn path(self, sigma: [f32; 2], data_rms: f32) -> Path {
         match self {
             Self::RectifiedFlow => Path::RECTIFIED_FLOW,
             Self::VpCosine => Path::VpCosine,
             Self::Ve => Path::Ve {
-                sigma_min: 0.01,
-                sigma_max: 50.0,
+                sigma_min: sigma[0],
+                sigma_max: sigma[1],
                 sigma_data: Some(data_rms),
             },
         }
@@ -91,6 +92,9 @@ impl Compute {
     }
 }
 
+/// Largest block of the minibatch-OT coupling solved exactly (a batch is split into blocks).
+const OT_BLOCK: usize = 256;
+
 /// Points in the data pool the playground trains on.
 pub(crate) const POOL_SIZE: usize = 1 << 14;
 
@@ -100,6 +104,23 @@ pub(crate) struct Settings {
     pub(crate) dataset: Dataset,
     pub(crate) path: PathKind,
     pub(crate) logit_normal: bool,
+    /// Logit-normal location m and scale s (QR §7.3).
+    pub(crate) ln_mean: f32,
+    pub(crate) ln_std: f32,
+    /// VE's σ_min and σ_max (QR §3.3).
+    pub(crate) ve_sigma: [f32; 2],
+    /// The source distribution p₀: `Normal`, or another dataset (flows between datasets).
+    pub(crate) source: Dataset,
+    /// Hidden layers of the MLP.
+    pub(crate) depth: usize,
+    /// Feed t·1000 to the time embedding (the TRELLIS convention) instead of t.
+    pub(crate) t_times_1000: bool,
+    /// EMA decay of the weights the particles are drawn with.
+    pub(crate) ema: f32,
+    /// Minibatch optimal-transport coupling (OT-CFM).
+    pub(crate) ot: bool,
+    /// TRELLIS's time shift of the sampling grid (1: none).
+    pub(crate) rescale_t: f32,
     pub(crate) hidden: usize,
     pub(crate) batch: usize,
     pub(crate) lr: f32,
@@ -120,6 +141,15 @@ impl Default for Settings {
             dataset: Dataset::Moons,
             path: PathKind::RectifiedFlow,
             logit_normal: true,
+            ln_mean: 0.0,
+            ln_std: 1.0,
+            ve_sigma: [0.01, 50.0],
+            source: Dataset::Normal,
+            depth: 2,
+            t_times_1000: false,
+            ema: 0.995,
+            ot: false,
+            rescale_t: 1.0,
             hidden: 128,
             batch: 256,
             lr: 2e-3,
@@ -139,18 +169,20 @@ impl Settings {
     pub(crate) fn train_config(&self, data_rms: f32) -> TrainConfig {
         TrainConfig {
             dataset: DataSource::Builtin(self.dataset),
-            path: self.path.path(data_rms),
-            time_sampling: if self.logit_normal {
-                TimeSampling::LOGIT_NORMAL
-            } else {
-                TimeSampling::Uniform
-            },
+            source: DataSource::Builtin(self.source),
+            path: self.path.path(self.ve_sigma, data_rms),
+            time_sampling: self.time_sampling(),
             mlp: MlpConfig {
                 hidden: self.hidden,
-                depth: 2,
+                depth: self.depth,
                 t_dim: 64,
-                t_scale: 1.0,
+                t_scale: if self.t_times_1000 { 1000.0 } else { 1.0 },
                 num_classes: 0,
+            },
+            coupling: if self.ot {
+                Coupling::MinibatchOt { block: OT_BLOCK }
+            } else {
+                Coupling::Independent
             },
             batch: self.batch,
             optimizer: AdamWConfig {
@@ -158,11 +190,31 @@ impl Settings {
                 ..AdamWConfig::default()
             },
             lr_schedule: LrSchedule::Constant,
-            ema_decay: 0.995,
+            ema_decay: self.ema,
             steps: u64::MAX,
             seed: self.seed,
             pool_size: POOL_SIZE,
             ..TrainConfig::default()
+        }
+    }
+
+    /// How training times are drawn.
+    pub(crate) fn time_sampling(&self) -> TimeSampling {
+        if self.logit_normal {
+            TimeSampling::LogitNormal {
+                mean: self.ln_mean,
+                std: self.ln_std,
+            }
+        } else {
+            TimeSampling::Uniform
+        }
+    }
+
+    /// The particles' solver settings (before the 1-step view).
+    pub(crate) fn sampler(&self) -> SamplerConfig {
+        SamplerConfig {
+            rescale_t: self.rescale_t,
+            ..SamplerConfig::new(self.solver, self.sample_steps)
         }
     }
 
@@ -173,23 +225,42 @@ impl Settings {
             || self.hidden != other.hidden
             || self.seed != other.seed
             || self.compute != other.compute
+            || self.source != other.source
+            || self.depth != other.depth
+            || self.t_times_1000 != other.t_times_1000
     }
 
     /// Whether the particles must be re-integrated.
+    #[allow(
+        clippy::float_cmp,
+        reason = "exact on purpose: any edit of a value changes the flow"
+    )]
     pub(crate) fn changes_flow(&self, other: &Self) -> bool {
         self.solver != other.solver
             || self.sample_steps != other.sample_steps
             || self.particles != other.particles
             || self.path != other.path
+            || self.ve_sigma != other.ve_sigma
+            || self.rescale_t != other.rescale_t
     }
 }
 
 /// The keys of the URL state, in the order they are written.
 #[cfg(test)]
-pub(crate) const QUERY_KEYS: [&str; 14] = [
+pub(crate) const QUERY_KEYS: [&str; 24] = [
     "dataset",
+    "source",
     "path",
+    "sigma_min",
+    "sigma_max",
     "t",
+    "m",
+    "s",
+    "depth",
+    "tscale",
+    "ema",
+    "ot",
+    "rescale",
     "width",
     "batch",
     "lr",
@@ -209,7 +280,10 @@ impl Settings {
         let on = |b: bool| if b { "1" } else { "0" };
         [
             ("dataset", self.dataset.name().to_string()),
+            ("source", self.source.name().to_string()),
             ("path", self.path.key().to_string()),
+            ("sigma_min", format!("{}", self.ve_sigma[0])),
+            ("sigma_max", format!("{}", self.ve_sigma[1])),
             (
                 "t",
                 if self.logit_normal {
@@ -219,7 +293,17 @@ impl Settings {
                 }
                 .to_string(),
             ),
+            ("m", format!("{}", self.ln_mean)),
+            ("s", format!("{}", self.ln_std)),
             ("width", self.hidden.to_string()),
+            ("depth", self.depth.to_string()),
+            (
+                "tscale",
+                if self.t_times_1000 { "1000" } else { "1" }.to_string(),
+            ),
+            ("ema", format!("{}", self.ema)),
+            ("ot", on(self.ot).to_string()),
+            ("rescale", format!("{}", self.rescale_t)),
             ("batch", self.batch.to_string()),
             ("lr", format!("{}", self.lr)),
             ("seed", self.seed.to_string()),
@@ -290,6 +374,26 @@ impl Settings {
                     .filter(|d| *d != Dataset::Normal)
                     .ok_or_else(|| format!("dataset={value} (an unknown dataset)"))?;
             }
+            "source" => {
+                self.source = value
+                    .parse::<Dataset>()
+                    .map_err(|_| format!("source={value} (normal or a dataset)"))?;
+            }
+            "sigma_min" => self.ve_sigma[0] = number(key, value, 1e-4, 10.0)?,
+            "sigma_max" => self.ve_sigma[1] = number(key, value, 0.1, 1000.0)?,
+            "m" => self.ln_mean = number(key, value, -3.0, 3.0)?,
+            "s" => self.ln_std = number(key, value, 0.1, 3.0)?,
+            "depth" => self.depth = number(key, value, 1, 6)?,
+            "tscale" => {
+                self.t_times_1000 = match value {
+                    "1" => false,
+                    "1000" => true,
+                    _ => return Err(format!("tscale={value} (1 or 1000)")),
+                };
+            }
+            "ema" => self.ema = number(key, value, 0.0, 0.99999)?,
+            "ot" => self.ot = flag(value)?,
+            "rescale" => self.rescale_t = number(key, value, 0.05, 20.0)?,
             "path" => {
                 self.path = PathKind::ALL
                     .into_iter()
@@ -348,6 +452,15 @@ mod tests {
             solver: Solver::Rk4,
             sample_steps: 9,
             particles: 12345,
+            ln_mean: 0.5,
+            ln_std: 0.7,
+            ve_sigma: [0.02, 20.0],
+            source: Dataset::Circles,
+            depth: 3,
+            t_times_1000: true,
+            ema: 0.99,
+            ot: true,
+            rescale_t: 3.0,
             trails: false,
             endpoints: true,
             compute: Compute::Cpu,
