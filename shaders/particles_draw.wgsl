@@ -26,6 +26,13 @@ struct Draw {
     dot_colour: vec4<f32>,
     trail_colour: vec4<f32>,
     endpoint_colour: vec4<f32>,
+    // Class-conditional particles: particle i has class i mod classes and its dot takes
+    // palette[class mod 8]; 0 draws every dot in dot_colour.
+    classes: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+    palette: array<vec4<f32>, 8>,
 }
 
 // Particle-major trajectories: positions [n, frames] and endpoints [n, frames − 1].
@@ -72,7 +79,11 @@ fn dot_vertex(p: vec2<f32>, v: u32, colour: vec4<f32>) -> VertexOut {
 
 @vertex
 fn vs_dot(@builtin(instance_index) i: u32, @builtin(vertex_index) v: u32) -> VertexOut {
-    return dot_vertex(position_now(i), v, draw.dot_colour);
+    var colour = draw.dot_colour;
+    if draw.classes > 0u {
+        colour = draw.palette[(i % draw.classes) % 8u];
+    }
+    return dot_vertex(position_now(i), v, colour);
 }
 
 @vertex

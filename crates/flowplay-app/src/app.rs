@@ -130,7 +130,8 @@ pub struct PlaygroundApp {
     notice: Option<String>,
     /// Set while the particle count is clamped to the device's limits.
     limit_notice: Option<String>,
-    data_shown: Vec<[f32; 2]>,
+    /// Data points drawn, with their colours (by class for a conditional model).
+    data_shown: Vec<([f32; 2], Color32)>,
     held_out: Vec<[f32; 2]>,
     view: View,
     fit: View,
@@ -276,12 +277,23 @@ impl PlaygroundApp {
                 (engine, defaults, Some(why))
             }
         };
-        let data_shown: Vec<[f32; 2]> = engine.data().xy.iter().take(DATA_SHOWN).copied().collect();
+        let data = engine.data();
+        let data_shown: Vec<([f32; 2], Color32)> = data
+            .xy
+            .iter()
+            .enumerate()
+            .take(DATA_SHOWN)
+            .map(|(i, &p)| {
+                let label = data.labels.as_ref().filter(|_| settings.conditional);
+                (p, canvas::data_colour(label.map(|l| l[i])))
+            })
+            .collect();
+        let xy: Vec<[f32; 2]> = data_shown.iter().map(|d| d.0).collect();
         let held_out = settings
             .dataset
             .sample(EVAL_POINTS, settings.seed ^ 0x4E1D_u64)
             .xy;
-        let fit = View::fit(&data_shown, engine.config().path.prior_scale());
+        let fit = View::fit(&xy, engine.config().path.prior_scale());
         Self {
             settings,
             engine,
@@ -376,6 +388,8 @@ impl PlaygroundApp {
             particles: self.settings.particles,
             particles_drawn: self.flow_request.as_ref().map_or(0, |r| r.n),
             solver: self.settings.solver.name(),
+            classes: self.settings.classes(),
+            cfg_scale: self.settings.cfg_scale,
             path: self.settings.path.key(),
             w2: self.last_eval.map(|e| e.w2),
             w2_step: self.last_eval.map(|e| e.step),
@@ -457,6 +471,8 @@ impl PlaygroundApp {
             n: self.settings.particles,
             seed: self.settings.seed ^ 0xF10,
             endpoints: self.settings.endpoints,
+            classes: self.settings.classes(),
+            cfg_scale: self.settings.cfg_scale,
         };
         let max = self.engine.max_particles(&request);
         self.limit_notice = (request.n > max).then(|| {
@@ -561,7 +577,8 @@ impl PlaygroundApp {
                     self.flow_stale = true;
                 }
                 if self.engine.config().path != old_path {
-                    self.fit = View::fit(&self.data_shown, self.engine.config().path.prior_scale());
+                    let xy: Vec<[f32; 2]> = self.data_shown.iter().map(|d| d.0).collect();
+                    self.fit = View::fit(&xy, self.engine.config().path.prior_scale());
                     self.view = self.fit;
                     self.w2.clear();
                     self.straightness.clear();
@@ -889,6 +906,23 @@ impl PlaygroundApp {
                 "Each particle's path from t = 0 up to now (the first {} particles).",
                 canvas::TRAILS_FOR
             ));
+        ui.add_enabled_ui(edited.dataset.num_classes() > 0, |ui| {
+            ui.checkbox(&mut edited.conditional, "class-conditional")
+                .on_hover_text(
+                    "Train v_θ(t, x, c) with the data's classes, dropping the label 10% of the \
+                     time so the same network also learns the unconditional field (QR §7.2; a \
+                     new model). Particles take their class's colour.",
+                )
+                .on_disabled_hover_text("This dataset has no classes.");
+        });
+        if edited.conditional && edited.dataset.num_classes() > 0 {
+            ui.add(egui::Slider::new(&mut edited.cfg_scale, 0.0..=6.0).text("guidance w"))
+                .on_hover_text(
+                    "Classifier-free guidance (QR §7.2): v = v(x, ∅) + w·(v(x, c) − v(x, ∅)). \
+                     w = 1 is the plain conditional field, w > 1 pushes particles deeper into \
+                     their class, w = 0 ignores it.",
+                );
+        }
         ui.checkbox(&mut edited.endpoints, "predicted endpoints")
             .on_hover_text(
                 "Where each particle would land if it went straight on with its current velocity: \
@@ -1060,6 +1094,7 @@ impl eframe::App for PlaygroundApp {
             self.player_ui(ui);
             let layers = Layers {
                 t: self.time,
+                classes: self.settings.classes(),
                 trails: self.settings.trails,
                 endpoints: self.settings.endpoints,
             };
@@ -1214,6 +1249,31 @@ mod tests {
             notice.contains("diverged") && notice.contains("last good step"),
             "{notice}"
         );
+    }
+
+    #[test]
+    fn a_conditional_model_samples_each_class_with_guidance() {
+        let mut app = app(Settings {
+            conditional: true,
+            ..small()
+        });
+        assert_eq!(app.engine.config().mlp.num_classes, 2);
+        app.training = true;
+        app.train_for_a_frame();
+        app.refresh_flow();
+        assert_eq!(app.flow_request.as_ref().map(|r| r.classes), Some(2));
+        let steps = app.engine.steps_done();
+        let mut edited = app.settings.clone();
+        edited.cfg_scale = 3.0;
+        app.apply_settings(edited);
+        assert!(
+            app.flow_stale,
+            "a new guidance scale re-integrates the particles"
+        );
+        assert_eq!(app.engine.steps_done(), steps, "and keeps the weights");
+        app.refresh_flow();
+        assert!(app.notices().is_none(), "{:?}", app.notices());
+        assert_eq!(app.status().classes, 2);
     }
 
     #[test]

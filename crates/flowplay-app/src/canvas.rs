@@ -14,7 +14,28 @@ use crate::paint::ParticlePaint;
 const DATA: Color32 = Color32::from_rgba_premultiplied(38, 60, 84, 90);
 const PARTICLE: Color32 = Color32::from_rgb(255, 140, 30);
 const TRAIL: Color32 = Color32::from_rgba_premultiplied(40, 22, 5, 40);
-const ENDPOINT: Color32 = Color32::from_rgb(90, 200, 250);
+/// Predicted endpoints: pale, so that they do not read as a class colour.
+const ENDPOINT: Color32 = Color32::from_rgba_premultiplied(200, 200, 200, 200);
+/// Class colours of a conditional model's particles (and, faded, of its data).
+pub(crate) const PALETTE: [Color32; 8] = [
+    Color32::from_rgb(255, 140, 30),
+    Color32::from_rgb(80, 200, 255),
+    Color32::from_rgb(240, 90, 200),
+    Color32::from_rgb(120, 220, 90),
+    Color32::from_rgb(250, 220, 60),
+    Color32::from_rgb(170, 130, 255),
+    Color32::from_rgb(255, 90, 90),
+    Color32::from_rgb(90, 230, 200),
+];
+
+/// The colour data point `i` is drawn in: its class's, faded, or the plain data colour.
+pub(crate) fn data_colour(label: Option<u32>) -> Color32 {
+    match label {
+        Some(c) => PALETTE[c as usize % PALETTE.len()].gamma_multiply(0.35),
+        None => DATA,
+    }
+}
+
 /// Particle dot radius in points.
 const DOT_RADIUS: f32 = 2.2;
 /// Trails are drawn for at most this many particles (beyond, they would hide the flow).
@@ -36,6 +57,8 @@ fn rgba(c: Color32) -> Rgba {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Layers {
     pub(crate) t: f32,
+    /// Classes of a conditional model (0: none): particle `i` has class `i mod classes`.
+    pub(crate) classes: u32,
     pub(crate) trails: bool,
     pub(crate) endpoints: bool,
 }
@@ -123,7 +146,7 @@ pub(crate) fn show(
     ui: &mut Ui,
     view: &mut View,
     fit: View,
-    data: &[[f32; 2]],
+    data: &[([f32; 2], Color32)],
     flow: Option<Flow<'_>>,
     layer: usize,
     layers: Layers,
@@ -145,10 +168,10 @@ pub(crate) fn show(
     }
     let view = *view;
     painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-    for &p in data {
+    for &(p, colour) in data {
         let q = view.to_screen(rect, p);
         if rect.contains(q) {
-            painter.circle_filled(q, 1.6, DATA);
+            painter.circle_filled(q, 1.6, colour);
         }
     }
     match flow {
@@ -165,6 +188,8 @@ pub(crate) fn show(
                 dot_colour: rgba(PARTICLE),
                 trail_colour: Rgba([1.0, 0.55, 0.12, 0.16]),
                 endpoint_colour: rgba(ENDPOINT),
+                classes: layers.classes,
+                palette: PALETTE.map(rgba),
             };
             painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
                 rect,
@@ -229,10 +254,15 @@ fn paint_cpu(
         }
     }
     for i in 0..n {
+        let colour = if layers.classes > 0 {
+            PALETTE[(i % layers.classes as usize) % PALETTE.len()]
+        } else {
+            PARTICLE
+        };
         painter.circle_filled(
             view.to_screen(rect, position_at(traj, i, t)),
             DOT_RADIUS,
-            PARTICLE,
+            colour,
         );
     }
 }

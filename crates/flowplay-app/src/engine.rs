@@ -51,6 +51,17 @@ pub(crate) struct FlowRequest {
     pub(crate) n: usize,
     pub(crate) seed: u64,
     pub(crate) endpoints: bool,
+    /// Classes of a conditional model: particle `i` gets class `i mod classes` (0: none).
+    pub(crate) classes: u32,
+    /// Classifier-free guidance scale (QR §7.2).
+    pub(crate) cfg_scale: f32,
+}
+
+impl FlowRequest {
+    /// Each particle's class, for a conditional model.
+    fn labels(&self) -> Option<Vec<u32>> {
+        (self.classes > 0).then(|| (0..self.n as u32).map(|i| i % self.classes).collect())
+    }
 }
 
 /// The particles to draw.
@@ -413,14 +424,15 @@ impl Engine {
                     x0,
                     ..
                 } = g.as_mut();
+                let labels = flow.labels();
                 samplers[which]
                     .encode_sample(
                         device,
                         queue,
                         &mut encoder,
                         x0,
-                        None,
-                        1.0,
+                        labels.as_deref(),
+                        flow.cfg_scale,
                         &flow.sampler,
                         record,
                     )
@@ -436,7 +448,14 @@ impl Engine {
                 }
                 let x0 = prior_draw(c.trainer.config(), flow.n, flow.seed);
                 let out = model
-                    .integrate(&x0, &request(flow.sampler, flow.n, flow.seed, record))
+                    .integrate(
+                        &x0,
+                        &SampleRequest {
+                            labels: flow.labels(),
+                            cfg_scale: flow.cfg_scale,
+                            ..request(flow.sampler, flow.n, flow.seed, record)
+                        },
+                    )
                     .map_err(|e| e.to_string())?;
                 c.flows[which] = Some(out.trajectories);
                 Ok(())

@@ -121,6 +121,10 @@ pub(crate) struct Settings {
     pub(crate) ot: bool,
     /// TRELLIS's time shift of the sampling grid (1: none).
     pub(crate) rescale_t: f32,
+    /// Train a class-conditional network (datasets with classes), sampled with guidance.
+    pub(crate) conditional: bool,
+    /// Classifier-free guidance scale w (QR §7.2): 1 is plain conditional sampling.
+    pub(crate) cfg_scale: f32,
     pub(crate) hidden: usize,
     pub(crate) batch: usize,
     pub(crate) lr: f32,
@@ -150,6 +154,8 @@ impl Default for Settings {
             ema: 0.995,
             ot: false,
             rescale_t: 1.0,
+            conditional: false,
+            cfg_scale: 1.0,
             hidden: 128,
             batch: 256,
             lr: 2e-3,
@@ -177,7 +183,7 @@ impl Settings {
                 depth: self.depth,
                 t_dim: 64,
                 t_scale: if self.t_times_1000 { 1000.0 } else { 1.0 },
-                num_classes: 0,
+                num_classes: self.classes(),
             },
             coupling: if self.ot {
                 Coupling::MinibatchOt { block: OT_BLOCK }
@@ -195,6 +201,15 @@ impl Settings {
             seed: self.seed,
             pool_size: POOL_SIZE,
             ..TrainConfig::default()
+        }
+    }
+
+    /// Classes of a conditional network (0: unconditional).
+    pub(crate) fn classes(&self) -> u32 {
+        if self.conditional {
+            self.dataset.num_classes()
+        } else {
+            0
         }
     }
 
@@ -228,6 +243,7 @@ impl Settings {
             || self.source != other.source
             || self.depth != other.depth
             || self.t_times_1000 != other.t_times_1000
+            || self.classes() != other.classes()
     }
 
     /// Whether the particles must be re-integrated.
@@ -242,12 +258,15 @@ impl Settings {
             || self.path != other.path
             || self.ve_sigma != other.ve_sigma
             || self.rescale_t != other.rescale_t
+            || self.cfg_scale != other.cfg_scale
     }
 }
 
 /// The keys of the URL state, in the order they are written.
 #[cfg(test)]
-pub(crate) const QUERY_KEYS: [&str; 24] = [
+pub(crate) const QUERY_KEYS: [&str; 26] = [
+    "classes",
+    "cfg",
     "dataset",
     "source",
     "path",
@@ -304,6 +323,8 @@ impl Settings {
             ("ema", format!("{}", self.ema)),
             ("ot", on(self.ot).to_string()),
             ("rescale", format!("{}", self.rescale_t)),
+            ("classes", on(self.conditional).to_string()),
+            ("cfg", format!("{}", self.cfg_scale)),
             ("batch", self.batch.to_string()),
             ("lr", format!("{}", self.lr)),
             ("seed", self.seed.to_string()),
@@ -394,6 +415,8 @@ impl Settings {
             "ema" => self.ema = number(key, value, 0.0, 0.99999)?,
             "ot" => self.ot = flag(value)?,
             "rescale" => self.rescale_t = number(key, value, 0.05, 20.0)?,
+            "classes" => self.conditional = flag(value)?,
+            "cfg" => self.cfg_scale = number(key, value, 0.0, 20.0)?,
             "path" => {
                 self.path = PathKind::ALL
                     .into_iter()
@@ -461,6 +484,8 @@ mod tests {
             ema: 0.99,
             ot: true,
             rescale_t: 3.0,
+            conditional: true,
+            cfg_scale: 2.5,
             trails: false,
             endpoints: true,
             compute: Compute::Cpu,

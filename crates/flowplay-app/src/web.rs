@@ -21,6 +21,9 @@ pub(crate) struct Status {
     pub(crate) particles: usize,
     pub(crate) particles_drawn: usize,
     pub(crate) solver: &'static str,
+    /// Classes of a conditional model (0: unconditional) and the guidance scale.
+    pub(crate) classes: u32,
+    pub(crate) cfg_scale: f32,
     pub(crate) path: &'static str,
     /// The latest W2 against held-out data, and the step it was measured at.
     pub(crate) w2: Option<f64>,

@@ -21,6 +21,9 @@ struct DrawUniform {
     dot_colour: [f32; 4],
     trail_colour: [f32; 4],
     endpoint_colour: [f32; 4],
+    classes: u32,
+    _pad: [u32; 3],
+    palette: [[f32; 4]; 8],
 }
 
 /// A colour with straight (not premultiplied) alpha, each channel in [0, 1].
@@ -57,6 +60,11 @@ pub struct DrawFrame {
     pub trail_colour: Rgba,
     /// Endpoint colour.
     pub endpoint_colour: Rgba,
+    /// Class-conditional particles: particle `i` has class `i mod classes` and is drawn in
+    /// `palette[class mod 8]` (0: every particle in `dot_colour`).
+    pub classes: u32,
+    /// Class colours.
+    pub palette: [Rgba; 8],
 }
 
 /// The buffers of one sampling run to draw from (see `GpuSampler::trajectory_buffers`).
@@ -241,6 +249,9 @@ impl ParticleRenderer {
             dot_colour: frame.dot_colour.premultiplied(),
             trail_colour: frame.trail_colour.premultiplied(),
             endpoint_colour: frame.endpoint_colour.premultiplied(),
+            classes: frame.classes,
+            _pad: [0; 3],
+            palette: frame.palette.map(Rgba::premultiplied),
         };
         queue.write_buffer(&slot.uniform, 0, bytemuck::bytes_of(&uniform));
         let endpoints_needed = (source.n * (frames - 1) * 8) as u64;
@@ -308,8 +319,9 @@ mod tests {
 
     #[test]
     fn the_uniform_matches_the_wgsl_struct_size() {
-        // centre, clip_per_world, clip_per_px (3 × 8) + 2 f32 + 4 u32/f32 + 3 vec4.
-        assert_eq!(size_of::<DrawUniform>(), 96);
+        // centre, clip_per_world, clip_per_px (3 × 8) + 2 f32 + 4 u32/f32 + 3 vec4, then
+        // classes with padding to 16 bytes and 8 vec4 (WGSL's array<vec4<f32>, 8> at 112).
+        assert_eq!(size_of::<DrawUniform>(), 240);
     }
 
     #[test]

@@ -132,6 +132,8 @@ fn frame(t: f32) -> DrawFrame {
         dot_colour: Rgba(DOT),
         trail_colour: Rgba(TRAIL),
         endpoint_colour: Rgba(ENDPOINT),
+        classes: 0,
+        palette: [Rgba([0.0; 4]); 8],
     }
 }
 
@@ -233,6 +235,26 @@ fn trails_follow_the_path_up_to_t_and_endpoints_are_drawn() {
     // With neither trails nor endpoints only the dots remain.
     let pixels = render(&src, &frame(0.65)).expect("a GPU");
     assert_eq!(at(&pixels, mid), BACKGROUND);
+}
+
+#[test]
+fn class_conditional_particles_take_their_class_colour() {
+    let (paths, times) = three_particles();
+    if gpu().is_none() {
+        return;
+    }
+    let src = source(&paths, None, &times);
+    let mut f = frame(1.0);
+    f.classes = 2;
+    f.palette = [Rgba([1.0, 1.0, 1.0, 1.0]); 8];
+    f.palette[0] = Rgba(DOT);
+    f.palette[1] = Rgba(ENDPOINT);
+    let pixels = render(&src, &f).expect("a GPU");
+    // Particles 0 and 2 are class 0, particle 1 class 1.
+    for (i, colour) in [(0, DOT), (1, ENDPOINT), (2, DOT)] {
+        let pixel = at(&pixels, pixel_of(&f, paths[i][2]));
+        assert!(is(pixel, colour), "particle {i}: {pixel:?}");
+    }
 }
 
 #[test]
