@@ -12,7 +12,7 @@ use web_time::{Duration, Instant};
 
 use crate::canvas::{self, Layers, View};
 use crate::engine::{
-    Backend, COMPARED, CURRENT, EVAL_POINTS, Engine, Evaluation, FlowRequest, Snapshot,
+    Backend, COMPARED, CURRENT, EVAL_POINTS, Engine, Evaluation, Flow, FlowRequest, Snapshot,
 };
 use crate::settings::{Compute, POOL_SIZE, PathKind, Settings};
 use crate::web::{self, Status};
@@ -48,6 +48,12 @@ struct GpuHandle {
     queue: wgpu::Queue,
     /// A software renderer (llvmpipe, SwiftShader): the CPU reference trains faster there.
     software: bool,
+}
+
+/// At most about 2000 points of a curve, evenly picked, for plotting every frame.
+fn thin(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
+    let every = points.len().div_ceil(2000).max(1);
+    points.iter().step_by(every).copied().collect()
 }
 
 /// A small histogram of 4000 training times drawn as the trainer draws them (QR §7.3).
@@ -166,6 +172,12 @@ pub struct PlaygroundApp {
     compare: Option<usize>,
     /// Draw the particles after a single Euler step, to see how straight the flow is.
     one_step: bool,
+    /// Settings that need a new model, held while a slider is being dragged.
+    deferred: Option<Settings>,
+    /// Whether a pointer button is down this frame.
+    pointer_down: bool,
+    /// The settings changed and the URL hash should follow (written once the pointer is up).
+    hash_dirty: bool,
     eval_at: Instant,
     evaluated_step: Option<u64>,
     hash: Option<String>,
@@ -330,6 +342,9 @@ impl PlaygroundApp {
             round_start: 0,
             compare: None,
             one_step: false,
+            deferred: None,
+            pointer_down: false,
+            hash_dirty: false,
             eval_at: Instant::now(),
             evaluated_step: None,
             hash: None,
@@ -352,11 +367,15 @@ impl PlaygroundApp {
         }
     }
 
-    /// Rebuilds everything for `settings`, keeping whether training runs.
+    /// Rebuilds everything for `settings`, keeping whether training runs. Settings that cannot
+    /// build a model are explained and the running model is kept.
     fn rebuild(&mut self, settings: Settings) {
+        if let Err(why) = Self::make_engine(&settings, self.gpu.as_ref()).map(drop) {
+            self.notice = Some(format!("{why}. The settings were not applied."));
+            return;
+        }
         let training = self.training;
         let hash = self.hash.take();
-        let notice = self.notice.take();
         *self = Self::build(
             settings,
             self.gpu.clone(),
@@ -365,9 +384,6 @@ impl PlaygroundApp {
         );
         self.training = training;
         self.hash = hash;
-        if self.notice.is_none() {
-            self.notice = notice;
-        }
     }
 
     /// The state as one line of JSON, as the web page publishes it for tests and scripts.
@@ -398,6 +414,7 @@ impl PlaygroundApp {
             reflow_pending: self.engine.reflow_pending(),
             flow_version: self.flow_version,
             notice: self.notices(),
+            settings: self.settings.to_query(),
         }
     }
 
@@ -496,6 +513,7 @@ impl PlaygroundApp {
             return;
         }
         let request = self.flow_request();
+        let started = Instant::now();
         let mut refreshed = self.engine.refresh_flow(CURRENT, None, &request);
         if let Some(round) = self.compare.and_then(|r| self.rounds.get(r))
             && refreshed.is_ok()
@@ -516,7 +534,9 @@ impl PlaygroundApp {
                 }
                 self.flow_request = Some(request);
                 self.flow_version += 1;
-                self.flow_secs = None;
+                // The CPU integrates within this call; the GPU's time is known when it is done.
+                self.flow_secs = (self.engine.backend() == Backend::Cpu)
+                    .then(|| started.elapsed().as_secs_f64());
             }
             Err(why) => self.notice = Some(why),
         }
@@ -544,11 +564,17 @@ impl PlaygroundApp {
             step > 0 && self.evaluated_step != Some(step)
         };
         if due && self.evaluated_step != Some(step) {
-            if let Err(why) = self.engine.start_eval(&self.settings.sampler()) {
-                self.notice = Some(why);
+            match self.engine.start_eval(&self.settings.sampler()) {
+                Ok(true) => {
+                    self.evaluated_step = Some(step);
+                    self.eval_at = Instant::now();
+                }
+                Ok(false) => {}
+                Err(why) => {
+                    self.notice = Some(why);
+                    self.evaluated_step = Some(step);
+                }
             }
-            self.evaluated_step = Some(step);
-            self.eval_at = Instant::now();
         }
     }
 
@@ -556,21 +582,34 @@ impl PlaygroundApp {
     /// running trainer takes them and keeps its weights.
     fn apply_settings(&mut self, edited: Settings) {
         if edited == self.settings {
+            self.deferred = None;
             return;
         }
-        web::write_hash(&edited.to_query());
-        self.hash = web::read_hash();
         if self.settings.needs_new_model(&edited) {
+            if self.pointer_down {
+                // A new model per intermediate value of a drag would stall: wait for release.
+                self.deferred = Some(edited);
+                return;
+            }
+            self.deferred = None;
             self.rebuild(edited);
+            self.hash_dirty = true;
             return;
         }
+        self.deferred = None;
         let rms = self.engine.data().rms();
         let mut config = edited.train_config(rms);
         // Keep what the trainer was built with; only the switchable settings change.
         config.steps = self.engine.config().steps;
         let old_path = self.engine.config().path;
-        match self.engine.set_config(config) {
+        let result = if config == *self.engine.config() {
+            Ok(())
+        } else {
+            self.engine.set_config(config)
+        };
+        match result {
             Ok(()) => {
+                self.hash_dirty = true;
                 if self.settings.changes_flow(&edited)
                     || edited.endpoints != self.settings.endpoints
                 {
@@ -593,6 +632,14 @@ impl PlaygroundApp {
     }
 
     /// Applies the URL hash when it changed (the browser's address bar, a shared link, a test).
+    fn write_hash_when_settled(&mut self) {
+        if self.hash_dirty && !self.pointer_down {
+            web::write_hash(&self.settings.to_query());
+            self.hash = web::read_hash();
+            self.hash_dirty = false;
+        }
+    }
+
     fn follow_hash(&mut self) {
         let Some(hash) = web::read_hash() else {
             return;
@@ -629,6 +676,8 @@ impl PlaygroundApp {
                     steps: steps - self.round_start,
                 });
                 self.round_start = steps;
+                self.last_eval = None;
+                self.evaluated_step = None;
                 self.training = true;
                 self.flow_stale = true;
             }
@@ -639,6 +688,10 @@ impl PlaygroundApp {
     /// Picks up a reflow coupling generated on the GPU.
     fn poll_reflow(&mut self) {
         if let Some(Err(why)) = self.engine.poll_reflow() {
+            // The round never started: forget its entry.
+            if let Some(round) = self.rounds.pop() {
+                self.round_start -= round.steps;
+            }
             self.notice = Some(format!("The reflow coupling could not be built: {why}"));
         }
     }
@@ -722,7 +775,10 @@ impl PlaygroundApp {
     }
 
     fn settings_ui(&mut self, ui: &mut Ui) {
-        let mut edited = self.settings.clone();
+        let mut edited = self
+            .deferred
+            .clone()
+            .unwrap_or_else(|| self.settings.clone());
         ui.heading("flowplay");
         ui.label("Flow matching on 2-D data: a velocity network v_θ(t, x) trains live, and particles follow its ODE from noise to data.");
         ui.separator();
@@ -792,12 +848,14 @@ impl PlaygroundApp {
         if edited.path == PathKind::Ve {
             ui.add(
                 egui::Slider::new(&mut edited.ve_sigma[0], 0.001..=1.0)
+                    .clamping(egui::SliderClamping::Edits)
                     .logarithmic(true)
                     .text("σ_min"),
             )
             .on_hover_text("The noise left at t = 1 (QR §3.3): σ(1) = σ_min.");
             ui.add(
                 egui::Slider::new(&mut edited.ve_sigma[1], 1.0..=200.0)
+                    .clamping(egui::SliderClamping::Edits)
                     .logarithmic(true)
                     .text("σ_max"),
             )
@@ -812,10 +870,18 @@ impl PlaygroundApp {
                  middle, where the target is hardest (QR §7.3). Off: t ~ U[0, 1].",
             );
         if edited.logit_normal {
-            ui.add(egui::Slider::new(&mut edited.ln_mean, -2.0..=2.0).text("m"))
-                .on_hover_text("Location: positive m trains more near the data (t → 1).");
-            ui.add(egui::Slider::new(&mut edited.ln_std, 0.2..=2.5).text("s"))
-                .on_hover_text("Scale: small s concentrates t around sigmoid(m).");
+            ui.add(
+                egui::Slider::new(&mut edited.ln_mean, -2.0..=2.0)
+                    .clamping(egui::SliderClamping::Edits)
+                    .text("m"),
+            )
+            .on_hover_text("Location: positive m trains more near the data (t → 1).");
+            ui.add(
+                egui::Slider::new(&mut edited.ln_std, 0.2..=2.5)
+                    .clamping(egui::SliderClamping::Edits)
+                    .text("s"),
+            )
+            .on_hover_text("Scale: small s concentrates t around sigmoid(m).");
         }
         time_histogram_ui(ui, &edited.time_sampling());
 
@@ -831,18 +897,24 @@ impl PlaygroundApp {
             .on_hover_text("Hidden width of the velocity MLP v_θ(t, x) (QR §4.2; a new model).");
         ui.add(
             egui::Slider::new(&mut edited.batch, 32..=4096)
+                .clamping(egui::SliderClamping::Edits)
                 .logarithmic(true)
                 .text("batch"),
         )
         .on_hover_text("Pairs (x₀, x₁) per training step (QR §4.4).");
         ui.add(
             egui::Slider::new(&mut edited.lr, 1e-4..=1e-2)
+                .clamping(egui::SliderClamping::Edits)
                 .logarithmic(true)
                 .text("learning rate"),
         )
         .on_hover_text("AdamW's step size (QR §4.4); too large and the loss explodes.");
-        ui.add(egui::Slider::new(&mut edited.depth, 1..=4).text("depth"))
-            .on_hover_text("Hidden layers of the MLP (QR §4.2 uses 2; a new model).");
+        ui.add(
+            egui::Slider::new(&mut edited.depth, 1..=4)
+                .clamping(egui::SliderClamping::Edits)
+                .text("depth"),
+        )
+        .on_hover_text("Hidden layers of the MLP (QR §4.2 uses 2; a new model).");
         ui.checkbox(&mut edited.t_times_1000, "t × 1000 into the model")
             .on_hover_text(
                 "TRELLIS feeds the network t·1000 (sinusoidal embedding of the scaled time); the \
@@ -851,6 +923,7 @@ impl PlaygroundApp {
             );
         ui.add(
             egui::Slider::new(&mut edited.ema, 0.9..=0.9999)
+                .clamping(egui::SliderClamping::Edits)
                 .logarithmic(true)
                 .text("EMA"),
         )
@@ -863,8 +936,12 @@ impl PlaygroundApp {
                 "Pair each batch's x₀ and x₁ by an exact optimal assignment instead of at random \
              (OT-CFM): paths cross less, so the flow is straighter from the first round.",
             );
-        ui.add(egui::Slider::new(&mut edited.seed, 0..=99).text("seed"))
-            .on_hover_text("Same seed, same data, weights and batches (a new model).");
+        ui.add(
+            egui::Slider::new(&mut edited.seed, 0..=99)
+                .clamping(egui::SliderClamping::Edits)
+                .text("seed"),
+        )
+        .on_hover_text("Same seed, same data, weights and batches (a new model).");
 
         ui.label(RichText::new("Sampling").strong());
         egui::ComboBox::from_label("solver")
@@ -879,10 +956,15 @@ impl PlaygroundApp {
                 "ODE solver for dx/dt = v_θ(t, x) (QR §5): Euler 1, Heun 2, RK4 4 evaluations \
                  per step.",
             );
-        ui.add(egui::Slider::new(&mut edited.sample_steps, 1..=100).text("steps"))
-            .on_hover_text("Solver steps from t = 0 to t = 1.");
+        ui.add(
+            egui::Slider::new(&mut edited.sample_steps, 1..=100)
+                .clamping(egui::SliderClamping::Edits)
+                .text("steps"),
+        )
+        .on_hover_text("Solver steps from t = 0 to t = 1.");
         ui.add(
             egui::Slider::new(&mut edited.rescale_t, 0.25..=8.0)
+                .clamping(egui::SliderClamping::Edits)
                 .logarithmic(true)
                 .text("rescale_t"),
         )
@@ -897,6 +979,7 @@ impl PlaygroundApp {
         ));
         ui.add(
             egui::Slider::new(&mut edited.particles, 100..=1_000_000)
+                .clamping(egui::SliderClamping::Edits)
                 .logarithmic(true)
                 .text("particles"),
         )
@@ -916,18 +999,22 @@ impl PlaygroundApp {
                 .on_disabled_hover_text("This dataset has no classes.");
         });
         if edited.conditional && edited.dataset.num_classes() > 0 {
-            ui.add(egui::Slider::new(&mut edited.cfg_scale, 0.0..=6.0).text("guidance w"))
-                .on_hover_text(
-                    "Classifier-free guidance (QR §7.2): v = v(x, ∅) + w·(v(x, c) − v(x, ∅)). \
+            ui.add(
+                egui::Slider::new(&mut edited.cfg_scale, 0.0..=6.0)
+                    .clamping(egui::SliderClamping::Edits)
+                    .text("guidance w"),
+            )
+            .on_hover_text(
+                "Classifier-free guidance (QR §7.2): v = v(x, ∅) + w·(v(x, c) − v(x, ∅)). \
                      w = 1 is the plain conditional field, w > 1 pushes particles deeper into \
                      their class, w = 0 ignores it.",
-                );
+            );
         }
         ui.checkbox(&mut edited.endpoints, "predicted endpoints")
             .on_hover_text(
-                "Where each particle would land if it went straight on with its current velocity: \
-                 x₁ ≈ x_t + (1 − t)·v_θ(t, x_t) (QR §5). They reach the data long before the \
-                 particles do.",
+                "The network's prediction of where each particle ends, at the current solver \
+                 step (QR §5; for rectified flow x_t + (1 − t)·v_θ(t, x_t)). They reach the \
+                 data long before the particles do.",
             );
 
         self.apply_settings(edited);
@@ -963,7 +1050,7 @@ impl PlaygroundApp {
 
     fn plots_ui(&self, ui: &mut Ui) {
         ui.columns(3, |cols| {
-            let loss = PlotPoints::from(self.smoothed_loss.clone());
+            let loss = PlotPoints::from(thin(&self.smoothed_loss));
             Plot::new("loss_plot")
                 .x_axis_label("step")
                 .y_axis_label("loss")
@@ -971,7 +1058,7 @@ impl PlaygroundApp {
                 .show(&mut cols[0], |plot_ui| {
                     plot_ui.line(Line::new("training loss", loss));
                 });
-            let w2 = PlotPoints::from(self.w2.clone());
+            let w2 = PlotPoints::from(thin(&self.w2));
             Plot::new("w2_plot")
                 .x_axis_label("step")
                 .y_axis_label("W2")
@@ -984,7 +1071,7 @@ impl PlaygroundApp {
                     "2-Wasserstein distance between {EVAL_POINTS} samples of the EMA model and \
                      {EVAL_POINTS} held-out data points (exact matching): 0 is a perfect fit."
                 ));
-            let straight = PlotPoints::from(self.straightness.clone());
+            let straight = PlotPoints::from(thin(&self.straightness));
             Plot::new("straightness_plot")
                 .x_axis_label("step")
                 .y_axis_label("straightness")
@@ -1010,14 +1097,24 @@ impl PlaygroundApp {
             {
                 self.playing = !self.playing;
             }
-            let step = 1.0 / self.settings.sample_steps.max(1) as f32;
+            // The solver's own time grid (TRELLIS's shift makes it uneven).
+            let times: Vec<f32> = match self.engine.flow(CURRENT) {
+                Some(Flow::Cpu(traj)) => traj.times.clone(),
+                Some(Flow::Gpu(source)) => source.times,
+                None => Vec::new(),
+            };
             if ui
                 .button("step back")
                 .on_hover_text("Back one solver step")
                 .clicked()
             {
                 self.playing = false;
-                self.time = ((self.time / step).ceil() - 1.0).max(0.0) * step;
+                self.time = times
+                    .iter()
+                    .rev()
+                    .find(|&&t| t < self.time - 1e-6)
+                    .copied()
+                    .unwrap_or(0.0);
             }
             if ui
                 .button("step on")
@@ -1025,7 +1122,11 @@ impl PlaygroundApp {
                 .clicked()
             {
                 self.playing = false;
-                self.time = (((self.time / step).floor() + 1.0) * step).min(1.0);
+                self.time = times
+                    .iter()
+                    .find(|&&t| t > self.time + 1e-6)
+                    .copied()
+                    .unwrap_or(1.0);
             }
             ui.add(egui::Slider::new(&mut self.time, 0.0..=1.0).text("t"))
                 .on_hover_text("t = 0 is the noise, t = 1 the data (QR §1).");
@@ -1040,8 +1141,9 @@ impl PlaygroundApp {
 
 impl eframe::App for PlaygroundApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.pointer_down = ui.input(|i| i.pointer.any_down());
         self.follow_hash();
-        if ui.input(|i| i.key_pressed(egui::Key::Space)) {
+        if !ui.ctx().egui_wants_keyboard_input() && ui.input(|i| i.key_pressed(egui::Key::Space)) {
             self.training = !self.training;
         }
         self.frame_secs = ui.input(|i| i.unstable_dt);
@@ -1136,9 +1238,21 @@ impl eframe::App for PlaygroundApp {
             }
         });
 
+        self.write_hash_when_settled();
         web::publish(ui.ctx(), &self.status());
-        // Keep frames coming while anything moves or the GPU has work to report.
-        ui.ctx().request_repaint();
+        // Frames while anything moves or the GPU has work to report; otherwise a few a second,
+        // enough to notice a changed URL hash.
+        if self.training
+            || self.playing
+            || self.flow_stale
+            || !self.flow_done.load(Ordering::Acquire)
+            || self.engine.busy()
+            || self.deferred.is_some()
+        {
+            ui.ctx().request_repaint();
+        } else {
+            ui.ctx().request_repaint_after(Duration::from_millis(250));
+        }
     }
 }
 
@@ -1168,7 +1282,7 @@ mod tests {
         app.train_for_a_frame();
         assert!(app.engine.steps_done() > 0);
         app.refresh_flow();
-        let Some(crate::engine::Flow::Cpu(flow)) = app.engine.flow(CURRENT) else {
+        let Some(Flow::Cpu(flow)) = app.engine.flow(CURRENT) else {
             panic!("CPU particles are integrated");
         };
         assert_eq!(flow.frames(), 6);
@@ -1387,7 +1501,7 @@ mod tests {
         assert_eq!(app.engine.backend(), Backend::Gpu);
         app.training = true;
         run_until(&mut app, |a| a.engine.steps_done() >= 20);
-        let Some(crate::engine::Flow::Gpu(source)) = app.engine.flow(CURRENT) else {
+        let Some(Flow::Gpu(source)) = app.engine.flow(CURRENT) else {
             panic!("GPU particles")
         };
         assert_eq!(source.n, 40);

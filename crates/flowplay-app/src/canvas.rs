@@ -152,7 +152,7 @@ pub(crate) fn show(
     layers: Layers,
 ) {
     let t = layers.t;
-    let size = ui.available_size().max(vec2(200.0, 200.0));
+    let size = ui.available_size().max(vec2(1.0, 1.0));
     let (response, painter) = ui.allocate_painter(size, Sense::click_and_drag());
     let rect = response.rect;
     if response.double_clicked() {

@@ -18,6 +18,9 @@ use web_time::{Duration, Instant};
 
 /// Particles the CPU reference integrates per refresh at most (the GPU's bound is its memory).
 pub(crate) const CPU_MAX_PARTICLES: usize = 5000;
+/// Network evaluations the CPU reference spends on one refresh of the particles at most (it
+/// runs within a frame): 5000 particles with 25 Euler steps, fewer with more.
+const CPU_EVALS_PER_REFRESH: usize = 125_000;
 /// Particles and held-out points of each evaluation.
 pub(crate) const EVAL_POINTS: usize = 400;
 /// Submissions the GPU may have queued: enough to keep it busy, few enough to stay responsive.
@@ -288,6 +291,7 @@ impl Engine {
             }
             Self::Cpu(c) => {
                 c.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
+                c.finished_eval = None;
                 c.trainer.set_config(config).map_err(|e| e.to_string())?;
             }
         }
@@ -350,7 +354,10 @@ impl Engine {
                 let frames = request.sampler.steps as u64 + 1;
                 (binding / (frames * 8)) as usize / 64 * 64
             }
-            Self::Cpu(_) => CPU_MAX_PARTICLES,
+            // The CPU integrates within a frame: bound particles × network evaluations.
+            Self::Cpu(_) => {
+                (CPU_EVALS_PER_REFRESH / request.sampler.nfe().max(1)).clamp(64, CPU_MAX_PARTICLES)
+            }
         }
     }
 
@@ -485,11 +492,12 @@ impl Engine {
 
     /// Starts an evaluation of the EMA model with `sampler` (unless one is under way);
     /// [`Self::poll_eval`] returns it when done. On the CPU it runs at once.
-    pub(crate) fn start_eval(&mut self, sampler: &SamplerConfig) -> Result<(), String> {
+    /// Returns whether one was started.
+    pub(crate) fn start_eval(&mut self, sampler: &SamplerConfig) -> Result<bool, String> {
         match self {
             Self::Gpu(g) => {
                 if g.pending_eval.is_some() || g.pending_reflow.is_some() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 let mut encoder = g.new_encoder("app::eval");
                 let bytes = g.param_bytes();
@@ -534,11 +542,11 @@ impl Engine {
                     times: g.eval.times().to_vec(),
                     step: g.trainer.steps_done(),
                 });
-                Ok(())
+                Ok(true)
             }
             Self::Cpu(c) => {
                 if c.finished_eval.is_some() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 let n = c.eval_x0.len();
                 let out = c
@@ -553,7 +561,7 @@ impl Engine {
                         trajectories: out.trajectories,
                     },
                 ));
-                Ok(())
+                Ok(true)
             }
         }
     }
@@ -693,6 +701,16 @@ impl Engine {
                 .trainer
                 .start_reflow_round(pairs, sampler, true, steps)
                 .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Whether the GPU has submitted work whose results are still to come back.
+    pub(crate) fn busy(&self) -> bool {
+        match self {
+            Self::Gpu(g) => {
+                g.trainer.in_flight() || g.pending_eval.is_some() || g.pending_reflow.is_some()
+            }
+            Self::Cpu(c) => c.finished_eval.is_some(),
         }
     }
 

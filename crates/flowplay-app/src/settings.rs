@@ -39,8 +39,9 @@ impl PathKind {
                  x_t = cos(πt/2)·x₀ + sin(πt/2)·x₁"
             }
             Self::Ve => {
-                "Variance exploding, the SMLD/EDM family (QR §3.3): start from 50·z, shrink the \
-                 noise to 0.01. EDM-preconditioned.\nx_t = x₁ + σ(1−t)·x₀,   σ(s) = 0.01·5000ˢ"
+                "Variance exploding, the SMLD/EDM family (QR §3.3): start from σ_max·z and shrink \
+                 the noise to σ_min. EDM-preconditioned.\nx_t = x₁ + σ(1−t)·x₀,   \
+                 σ(s) = σ_min·(σ_max/σ_min)ˢ"
             }
         }
     }

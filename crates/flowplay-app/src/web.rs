@@ -36,6 +36,8 @@ pub(crate) struct Status {
     /// Increases whenever the particles are re-integrated.
     pub(crate) flow_version: u64,
     pub(crate) notice: Option<String>,
+    /// Every setting, in the URL hash's form.
+    pub(crate) settings: String,
 }
 
 impl Status {

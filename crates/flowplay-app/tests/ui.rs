@@ -77,6 +77,24 @@ fn train_switch_the_path_and_reflow_through_the_ui() {
 }
 
 #[test]
+fn settings_from_the_address_outside_the_sliders_ranges_are_kept() {
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 1600.0))
+        .build_eframe(|cc| {
+            PlaygroundApp::with_query(
+                cc,
+                Some("seed=500&depth=6&width=32&particles=200&steps=150".to_string()),
+            )
+        });
+    harness.run_steps(3);
+    let s = status(&harness);
+    let settings = s["settings"].as_str().unwrap_or_default().to_string();
+    for kept in ["seed=500", "depth=6", "steps=150", "particles=200"] {
+        assert!(settings.contains(kept), "{kept} in {settings}");
+    }
+}
+
+#[test]
 fn bad_settings_in_the_address_are_explained() {
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 1600.0))
