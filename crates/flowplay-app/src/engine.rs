@@ -125,6 +125,9 @@ pub(crate) struct GpuEngine {
     pending_eval: Option<PendingEval>,
     pending_reflow: Option<PendingReflow>,
     flow_n: [usize; 2],
+    /// Whether each drawing's last refresh recorded predicted endpoints (the buffer may still
+    /// hold older ones otherwise).
+    flow_endpoints: [bool; 2],
 }
 
 /// The CPU reference.
@@ -217,6 +220,7 @@ impl Engine {
             pending_eval: None,
             pending_reflow: None,
             flow_n: [0; 2],
+            flow_endpoints: [false; 2],
         })))
     }
 
@@ -446,6 +450,7 @@ impl Engine {
                     .map_err(|e| e.to_string())?;
                 g.queue.submit([encoder.finish()]);
                 g.flow_n[which] = flow.n;
+                g.flow_endpoints[which] = flow.endpoints;
                 Ok(())
             }
             Self::Cpu(c) => {
@@ -481,7 +486,7 @@ impl Engine {
                 let [positions, endpoints, _] = sampler.trajectory_buffers();
                 Some(Flow::Gpu(ParticleSource {
                     positions: positions.clone(),
-                    endpoints: Some(endpoints.clone()),
+                    endpoints: g.flow_endpoints[which].then(|| endpoints.clone()),
                     n: g.flow_n[which],
                     times: sampler.times().to_vec(),
                 }))
