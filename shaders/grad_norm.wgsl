@@ -15,8 +15,6 @@ const GROUPS: u32 = 256u;
 @group(0) @binding(1) var<storage, read_write> norm_partials: array<f32>;
 @group(0) @binding(2) var<uniform> u: GradNorm;
 
-var<workgroup> sums: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -28,15 +26,8 @@ fn main(
         let g = grads[i];
         acc += g * g;
     }
-    sums[lid] = acc;
-    workgroupBarrier();
-    for (var half = 128u; half > 0u; half >>= 1u) {
-        if (lid < half) {
-            sums[lid] += sums[lid + half];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lid, acc);
     if (lid == 0u) {
-        norm_partials[wg.x] = sums[0];
+        norm_partials[wg.x] = total;
     }
 }

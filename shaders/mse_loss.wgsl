@@ -16,8 +16,6 @@ struct MseLoss {
 @group(0) @binding(3) var<storage, read_write> loss_partials: array<f32>;
 @group(0) @binding(4) var<uniform> u: MseLoss;
 
-var<workgroup> sums: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -31,15 +29,8 @@ fn main(
         sq = e.x * e.x + e.y * e.y;
         d_out[i] = u.grad_scale * e;
     }
-    sums[lid] = sq;
-    workgroupBarrier();
-    for (var half = 128u; half > 0u; half >>= 1u) {
-        if (lid < half) {
-            sums[lid] += sums[lid + half];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lid, sq);
     if (lid == 0u) {
-        loss_partials[wg.x] = sums[0];
+        loss_partials[wg.x] = total;
     }
 }

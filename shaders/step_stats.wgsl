@@ -3,7 +3,7 @@
 // the divergence guard: a non-finite loss or norm stops every update from here on (the flag is
 // sticky until the CPU clears it), so the weights stay those of the last good step. Writes
 // (loss, norm, lr, ok) to this step's slot of the stats buffer, which the CPU reads back later.
-// Needs common/math.wgsl (is_finite) and common/train_step.wgsl.
+// Needs common/math.wgsl (is_finite), common/train_step.wgsl and common/reduce.wgsl.
 
 struct StepStats {
     loss_count: u32,
@@ -21,28 +21,17 @@ struct StepStats {
 @group(0) @binding(4) var<uniform> u: StepStats;
 @group(0) @binding(5) var<uniform> step: StepValues;
 
-var<workgroup> loss_sums: array<f32, 256>;
-var<workgroup> norm_sums: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
     var loss = 0.0;
     for (var i = lid; i < u.loss_count; i += 256u) {
         loss += loss_partials[i];
     }
-    loss_sums[lid] = loss;
-    norm_sums[lid] = norm_partials[lid];
-    workgroupBarrier();
-    for (var half = 128u; half > 0u; half >>= 1u) {
-        if (lid < half) {
-            loss_sums[lid] += loss_sums[lid + half];
-            norm_sums[lid] += norm_sums[lid + half];
-        }
-        workgroupBarrier();
-    }
+    let loss_total = workgroup_sum(lid, loss);
+    let norm_total = workgroup_sum(lid, norm_partials[lid]);
     if (lid == 0u) {
-        let loss = loss_sums[0] * u.inv_denominator;
-        let norm = sqrt(norm_sums[0]);
+        let loss = loss_total * u.inv_denominator;
+        let norm = sqrt(norm_total);
         var coef = 1.0;
         if (u.clip > 0.0) {
             coef = min(1.0, u.clip / (norm + 1e-6));

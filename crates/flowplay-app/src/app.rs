@@ -300,12 +300,14 @@ impl PlaygroundApp {
                 (p, canvas::data_colour(label.map(|l| l[i])))
             })
             .collect();
-        let xy: Vec<[f32; 2]> = data_shown.iter().map(|d| d.0).collect();
         let held_out = settings
             .dataset
             .sample(EVAL_POINTS, settings.seed ^ 0x4E1D_u64)
             .xy;
-        let fit = View::fit(&xy, engine.config().path.prior_scale());
+        let fit = View::fit(
+            data_shown.iter().map(|d| d.0),
+            engine.config().path.prior_scale(),
+        );
         Self {
             settings,
             engine,
@@ -610,14 +612,14 @@ impl PlaygroundApp {
         match result {
             Ok(()) => {
                 self.hash_dirty = true;
-                if self.settings.changes_flow(&edited)
-                    || edited.endpoints != self.settings.endpoints
-                {
+                if self.settings.changes_flow(&edited) {
                     self.flow_stale = true;
                 }
                 if self.engine.config().path != old_path {
-                    let xy: Vec<[f32; 2]> = self.data_shown.iter().map(|d| d.0).collect();
-                    self.fit = View::fit(&xy, self.engine.config().path.prior_scale());
+                    self.fit = View::fit(
+                        self.data_shown.iter().map(|d| d.0),
+                        self.engine.config().path.prior_scale(),
+                    );
                     self.view = self.fit;
                     self.w2.clear();
                     self.straightness.clear();
@@ -631,7 +633,8 @@ impl PlaygroundApp {
         }
     }
 
-    /// Applies the URL hash when it changed (the browser's address bar, a shared link, a test).
+    /// Writes the settings into the URL hash after they changed, once no pointer is down (not
+    /// on every frame of a slider drag: browsers throttle history updates).
     fn write_hash_when_settled(&mut self) {
         if self.hash_dirty && !self.pointer_down {
             web::write_hash(&self.settings.to_query());
@@ -640,6 +643,7 @@ impl PlaygroundApp {
         }
     }
 
+    /// Applies the URL hash when it changed (the browser's address bar, a shared link, a test).
     fn follow_hash(&mut self) {
         let Some(hash) = web::read_hash() else {
             return;
@@ -1482,9 +1486,7 @@ mod tests {
         let gpu = match flowplay_gpu::GpuContext::new_blocking() {
             Ok(gpu) => gpu,
             Err(e) => {
-                let required = std::env::var(flowplay_gpu::REQUIRE_GPU_ENV)
-                    .is_ok_and(|v| !v.is_empty() && v != "0");
-                assert!(!required, "no GPU: {e}");
+                assert!(!flowplay_gpu::gpu_required(), "no GPU: {e}");
                 return;
             }
         };

@@ -72,7 +72,7 @@ pub(crate) struct View {
 
 impl View {
     /// A view holding `points` and the ±3σ box of the prior.
-    pub(crate) fn fit(points: &[[f32; 2]], prior_scale: f32) -> Self {
+    pub(crate) fn fit(points: impl IntoIterator<Item = [f32; 2]>, prior_scale: f32) -> Self {
         let mut lo = [-3.0 * prior_scale.min(4.0); 2];
         let mut hi = [3.0 * prior_scale.min(4.0); 2];
         for p in points {
@@ -128,13 +128,7 @@ impl View {
 /// Where particle `i` is at time `t`: linear between the recorded grid nodes.
 pub(crate) fn position_at(traj: &Trajectories, i: usize, t: f32) -> [f32; 2] {
     let path = traj.positions_of(i);
-    let times = &traj.times;
-    let k = times
-        .windows(2)
-        .position(|w| t <= w[1])
-        .unwrap_or(times.len().saturating_sub(2));
-    let (t0, t1) = (times[k], times[k + 1]);
-    let s = ((t - t0) / (t1 - t0).max(f32::EPSILON)).clamp(0.0, 1.0);
+    let (k, s) = flowplay_gpu::segment_at(&traj.times, t);
     let (a, b) = (path[k], path[k + 1]);
     [a[0] + s * (b[0] - a[0]), a[1] + s * (b[1] - a[1])]
 }

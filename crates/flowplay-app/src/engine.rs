@@ -152,12 +152,10 @@ pub(crate) enum Engine {
 
 /// The prior draw `x0` for `n` particles: the source scaled to the path's prior.
 fn prior_draw(config: &TrainConfig, n: usize, seed: u64) -> Vec<[f32; 2]> {
-    let scale = config.path.prior_scale();
-    draw_source(&config.source, n, seed, None)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| [scale * p[0], scale * p[1]])
-        .collect()
+    // The playground's sources are built-in datasets, which always draw.
+    config
+        .path
+        .to_prior(&draw_source(&config.source, n, seed, None).unwrap_or_default())
 }
 
 /// The record of an evaluation run: positions and velocities, for W2 and straightness.
@@ -168,8 +166,7 @@ const EVAL_RECORD: Record = Record {
 };
 
 fn points(bytes: &[u8]) -> Vec<[f32; 2]> {
-    let flat: Vec<f32> = bytemuck::pod_collect_to_vec(bytes);
-    flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
+    bytemuck::pod_collect_to_vec(bytes)
 }
 
 fn request(sampler: SamplerConfig, n: usize, seed: u64, record: Record) -> SampleRequest {
@@ -181,6 +178,42 @@ fn request(sampler: SamplerConfig, n: usize, seed: u64, record: Record) -> Sampl
         cfg_scale: 1.0,
         record,
     }
+}
+
+/// One sampling run on the GPU: the network's weights and what to integrate.
+struct Run<'a> {
+    weights: &'a wgpu::Buffer,
+    x0: &'a [[f32; 2]],
+    labels: Option<&'a [u32]>,
+    cfg_scale: f32,
+    sampler: &'a SamplerConfig,
+    record: Record,
+}
+
+/// Encodes `run` on `target`: a GPU-to-GPU copy of the weights into its parameters, then every
+/// solver stage.
+fn encode_run(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    encoder: &mut wgpu::CommandEncoder,
+    target: &mut GpuSampler,
+    run: &Run<'_>,
+) -> Result<(), String> {
+    let params = target.params_buffer();
+    let bytes = run.weights.size().min(params.size());
+    encoder.copy_buffer_to_buffer(run.weights, 0, params, 0, bytes);
+    target
+        .encode_sample(
+            device,
+            queue,
+            encoder,
+            run.x0,
+            run.labels,
+            run.cfg_scale,
+            run.sampler,
+            run.record,
+        )
+        .map_err(|e| e.to_string())
 }
 
 impl GpuEngine {
@@ -349,14 +382,9 @@ impl Engine {
     /// The most particles a refresh can integrate and draw with `request`'s solver.
     pub(crate) fn max_particles(&self, request: &FlowRequest) -> usize {
         match self {
+            // The recorded positions [n, frames] are drawn whole from one binding.
             Self::Gpu(g) => {
-                // Positions [n, frames] must fit one storage binding (the draw reads them whole).
-                let limits = g.device.limits();
-                let binding = limits
-                    .max_storage_buffer_binding_size
-                    .min(limits.max_buffer_size);
-                let frames = request.sampler.steps as u64 + 1;
-                (binding / (frames * 8)) as usize / 64 * 64
+                GpuSampler::max_recorded_particles(&g.device, request.sampler.steps + 1)
             }
             // The CPU integrates within a frame: bound particles × network evaluations.
             Self::Cpu(_) => {
@@ -415,39 +443,27 @@ impl Engine {
                     g.x0 = prior_draw(g.trainer.config(), flow.n, flow.seed);
                     g.x0_for = Some(key);
                 }
-                let weights = match snapshot {
-                    Some(Snapshot::Gpu(buffer)) => buffer,
-                    _ => g.trainer.ema_buffer(),
-                };
                 let mut encoder = g.new_encoder("app::refresh_flow");
-                let bytes = g.param_bytes();
-                encoder.copy_buffer_to_buffer(
-                    weights,
-                    0,
-                    g.samplers[which].params_buffer(),
-                    0,
-                    bytes,
-                );
-                let GpuEngine {
-                    device,
-                    queue,
-                    samplers,
-                    x0,
-                    ..
-                } = g.as_mut();
+                let g = &mut **g;
                 let labels = flow.labels();
-                samplers[which]
-                    .encode_sample(
-                        device,
-                        queue,
-                        &mut encoder,
-                        x0,
-                        labels.as_deref(),
-                        flow.cfg_scale,
-                        &flow.sampler,
-                        record,
-                    )
-                    .map_err(|e| e.to_string())?;
+                let run = Run {
+                    weights: match snapshot {
+                        Some(Snapshot::Gpu(buffer)) => buffer,
+                        _ => g.trainer.ema_buffer(),
+                    },
+                    x0: &g.x0,
+                    labels: labels.as_deref(),
+                    cfg_scale: flow.cfg_scale,
+                    sampler: &flow.sampler,
+                    record,
+                };
+                encode_run(
+                    &g.device,
+                    &g.queue,
+                    &mut encoder,
+                    &mut g.samplers[which],
+                    &run,
+                )?;
                 g.queue.submit([encoder.finish()]);
                 g.flow_n[which] = flow.n;
                 g.flow_endpoints[which] = flow.endpoints;
@@ -505,38 +521,21 @@ impl Engine {
                     return Ok(false);
                 }
                 let mut encoder = g.new_encoder("app::eval");
-                let bytes = g.param_bytes();
-                encoder.copy_buffer_to_buffer(
-                    g.trainer.ema_buffer(),
-                    0,
-                    g.eval.params_buffer(),
-                    0,
-                    bytes,
-                );
-                let GpuEngine {
-                    device,
-                    queue,
-                    eval,
-                    eval_x0,
-                    ..
-                } = g.as_mut();
-                eval.encode_sample(
-                    device,
-                    queue,
-                    &mut encoder,
-                    eval_x0,
-                    None,
-                    1.0,
+                let g = &mut **g;
+                let run = Run {
+                    weights: g.trainer.ema_buffer(),
+                    x0: &g.eval_x0,
+                    labels: None,
+                    cfg_scale: 1.0,
                     sampler,
-                    EVAL_RECORD,
-                )
-                .map_err(|e| e.to_string())?;
-                let frames = eval.times().len();
-                let size = (eval_x0.len() * frames * 8) as u64;
-                let [positions, _, velocities] = eval.trajectory_buffers();
-                let positions = PendingRead::encode(device, &mut encoder, positions, 0, size);
-                let velocities = PendingRead::encode(device, &mut encoder, velocities, 0, size);
-                queue.submit([encoder.finish()]);
+                    record: EVAL_RECORD,
+                };
+                encode_run(&g.device, &g.queue, &mut encoder, &mut g.eval, &run)?;
+                let size = (g.eval_x0.len() * g.eval.times().len() * 8) as u64;
+                let [positions, _, velocities] = g.eval.trajectory_buffers();
+                let positions = PendingRead::encode(&g.device, &mut encoder, positions, 0, size);
+                let velocities = PendingRead::encode(&g.device, &mut encoder, velocities, 0, size);
+                g.queue.submit([encoder.finish()]);
                 positions.start();
                 velocities.start();
                 g.pending_eval = Some(PendingEval {
@@ -651,48 +650,28 @@ impl Engine {
                 let sources =
                     reflow_sources(config, g.trainer.round(), pairs, g.trainer.data(), None)
                         .map_err(|e| e.to_string())?;
-                let scale = config.path.prior_scale();
-                let start: Vec<[f32; 2]> = sources
-                    .x0
-                    .iter()
-                    .map(|p| [scale * p[0], scale * p[1]])
-                    .collect();
+                let start = config.path.to_prior(&sources.x0);
                 // The evaluation sampler builds the coupling; an evaluation under way is dropped.
                 g.pending_eval = None;
                 let mut encoder = g.new_encoder("app::reflow");
-                let bytes = g.param_bytes();
-                encoder.copy_buffer_to_buffer(
-                    g.trainer.ema_buffer(),
-                    0,
-                    g.eval.params_buffer(),
-                    0,
-                    bytes,
-                );
-                let GpuEngine {
-                    device,
-                    queue,
-                    eval,
-                    ..
-                } = g.as_mut();
-                eval.encode_sample(
-                    device,
-                    queue,
-                    &mut encoder,
-                    &start,
-                    sources.labels.as_deref(),
-                    1.0,
+                let g = &mut **g;
+                let run = Run {
+                    weights: g.trainer.ema_buffer(),
+                    x0: &start,
+                    labels: sources.labels.as_deref(),
+                    cfg_scale: 1.0,
                     sampler,
-                    Record::NONE,
-                )
-                .map_err(|e| e.to_string())?;
+                    record: Record::NONE,
+                };
+                encode_run(&g.device, &g.queue, &mut encoder, &mut g.eval, &run)?;
                 let read = PendingRead::encode(
-                    device,
+                    &g.device,
                     &mut encoder,
-                    eval.positions_buffer(),
+                    g.eval.positions_buffer(),
                     0,
                     (pairs * 8) as u64,
                 );
-                queue.submit([encoder.finish()]);
+                g.queue.submit([encoder.finish()]);
                 read.start();
                 g.pending_reflow = Some(PendingReflow {
                     read,

@@ -256,6 +256,7 @@ impl Settings {
         self.solver != other.solver
             || self.sample_steps != other.sample_steps
             || self.particles != other.particles
+            || self.endpoints != other.endpoints
             || self.path != other.path
             || self.ve_sigma != other.ve_sigma
             || self.rescale_t != other.rescale_t

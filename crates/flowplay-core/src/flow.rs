@@ -106,12 +106,8 @@ impl FlowModel {
         seed: u64,
         custom: Option<&Points>,
     ) -> Result<Vec<[f32; 2]>, Error> {
-        let scale = self.spec.path.prior_scale();
         let raw = draw_source(&self.spec.source, n, seed, custom)?;
-        Ok(raw
-            .into_iter()
-            .map(|p| [scale * p[0], scale * p[1]])
-            .collect())
+        Ok(self.spec.path.to_prior(&raw))
     }
 
     /// Checks class labels asked of this model: it must be class-conditional, know each class,

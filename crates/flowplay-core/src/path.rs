@@ -281,6 +281,12 @@ impl Path {
     pub fn prior_scale(&self) -> f32 {
         self.coefficients(0.0).a
     }
+
+    /// Source samples scaled to the prior, where sampling starts: `prior_scale · x₀`.
+    pub fn to_prior(&self, x0: &[[f32; 2]]) -> Vec<[f32; 2]> {
+        let scale = self.prior_scale();
+        x0.iter().map(|p| [scale * p[0], scale * p[1]]).collect()
+    }
 }
 
 /// The distribution training draws t from.

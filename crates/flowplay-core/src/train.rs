@@ -385,8 +385,7 @@ pub fn reflow_pool(
         labels,
         seed: round_seed,
     } = reflow_sources(config, round, pairs, data, source)?;
-    let scale = config.path.prior_scale();
-    let start: Vec<[f32; 2]> = x0.iter().map(|p| [scale * p[0], scale * p[1]]).collect();
+    let start = config.path.to_prior(&x0);
     let request = SampleRequest {
         sampler: *sampler,
         n: pairs,

@@ -10,6 +10,12 @@ use crate::GpuError;
 /// (`.ci/run` sets it, since CI installs Mesa's software Vulkan).
 pub const REQUIRE_GPU_ENV: &str = "FLOWPLAY_REQUIRE_GPU";
 
+/// Whether [`REQUIRE_GPU_ENV`] is set (to anything but empty or `0`): tests that find no adapter
+/// must then fail instead of skipping.
+pub fn gpu_required() -> bool {
+    std::env::var(REQUIRE_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 /// The limits every kernel here stays within: WebGPU's defaults.
 pub fn required_limits() -> wgpu::Limits {
     wgpu::Limits::default()

@@ -21,14 +21,17 @@ pub mod common {
     pub const TRAIN_STEP: &str = include_str!("../../../shaders/common/train_step.wgsl");
     /// One ODE stage's values.
     pub const STAGE: &str = include_str!("../../../shaders/common/stage.wgsl");
+    /// The sum over a workgroup in a fixed order.
+    pub const REDUCE: &str = include_str!("../../../shaders/common/reduce.wgsl");
     /// Every helper with its file name, for the validation test.
-    pub const ALL: [(&str, &str); 6] = [
+    pub const ALL: [(&str, &str); 7] = [
         ("common/math.wgsl", MATH),
         ("common/rng.wgsl", RNG),
         ("common/path.wgsl", PATH),
         ("common/gemm.wgsl", GEMM),
         ("common/train_step.wgsl", TRAIN_STEP),
         ("common/stage.wgsl", STAGE),
+        ("common/reduce.wgsl", REDUCE),
     ];
 }
 
@@ -74,7 +77,7 @@ shader!(ODE_STAGE, "ode_stage.wgsl", [MATH, PATH, STAGE]);
 shader!(PARTICLE_HISTOGRAM, "particle_histogram.wgsl", []);
 shader!(GRID_POINTS, "grid_points.wgsl", []);
 shader!(BATCH_DRAW, "batch_draw.wgsl", [MATH, RNG, PATH, TRAIN_STEP]);
-shader!(MSE_LOSS, "mse_loss.wgsl", []);
+shader!(MSE_LOSS, "mse_loss.wgsl", [REDUCE]);
 shader!(
     LINEAR_BACKWARD_INPUT,
     "linear_backward_input.wgsl",
@@ -87,8 +90,8 @@ shader!(
 );
 shader!(GRAD_REDUCE, "grad_reduce.wgsl", []);
 shader!(LABEL_EMBED_GRAD, "label_embed_grad.wgsl", []);
-shader!(GRAD_NORM, "grad_norm.wgsl", []);
-shader!(STEP_STATS, "step_stats.wgsl", [MATH, TRAIN_STEP]);
+shader!(GRAD_NORM, "grad_norm.wgsl", [REDUCE]);
+shader!(STEP_STATS, "step_stats.wgsl", [MATH, TRAIN_STEP, REDUCE]);
 shader!(ADAMW_EMA, "adamw_ema.wgsl", [TRAIN_STEP]);
 shader!(PARTICLES_DRAW, "particles_draw.wgsl", []);
 

@@ -24,7 +24,9 @@ mod sampler;
 mod trainer;
 mod uniforms;
 
-pub use context::{GpuContext, REQUIRE_GPU_ENV, check_compute_limits, required_limits};
+pub use context::{
+    GpuContext, REQUIRE_GPU_ENV, check_compute_limits, gpu_required, required_limits,
+};
 pub use error::GpuError;
 pub use render::{DrawFrame, ParticleRenderer, ParticleSource, Rgba, segment_at};
 pub use sampler::{GpuSampler, Rect};

@@ -647,12 +647,24 @@ impl GpuSampler {
         chunk.min(n.next_multiple_of(CHUNK_ALIGN))
     }
 
+    /// The largest buffer `device` can bind whole.
+    fn max_binding(device: &wgpu::Device) -> u64 {
+        let limits = device.limits();
+        limits
+            .max_buffer_size
+            .min(limits.max_storage_buffer_binding_size)
+    }
+
+    /// The most particles (a multiple of 64) whose trajectories over `frames` recorded frames
+    /// fit what [`Self::encode_sample`] can record on `device`: one buffer binding each.
+    pub fn max_recorded_particles(device: &wgpu::Device, frames: usize) -> usize {
+        let per_particle = frames.max(1) as u64 * 8;
+        (Self::max_binding(device) / per_particle) as usize / CHUNK_ALIGN * CHUNK_ALIGN
+    }
+
     /// Checks that a buffer of `bytes` fits the device, bound whole.
     fn check_size(device: &wgpu::Device, what: &str, n: usize, bytes: u64) -> Result<(), GpuError> {
-        let limits = device.limits();
-        let max = limits
-            .max_buffer_size
-            .min(limits.max_storage_buffer_binding_size);
+        let max = Self::max_binding(device);
         if bytes > max {
             return Err(GpuError::Limits(format!(
                 "{n} particles need a {what} buffer of {} MiB, but this GPU binds at most {} MiB; \
@@ -1168,8 +1180,7 @@ impl GpuSampler {
             if len == 0 {
                 return Ok(Vec::new());
             }
-            let flat = buffers::read_pod::<f32>(device, queue, buffer, 0, 2 * len)?;
-            Ok(flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
+            buffers::read_pod::<[f32; 2]>(device, queue, buffer, 0, len)
         };
         let [rp, re, rv] = &self.particles.rec;
         let record = last.record;

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use flowplay_gpu::{GpuContext, REQUIRE_GPU_ENV};
+use flowplay_gpu::{GpuContext, REQUIRE_GPU_ENV, gpu_required};
 
 /// The shared device, or `None` (the test then returns early) when there is no adapter and
 /// `FLOWPLAY_REQUIRE_GPU` is not set. In CI it is set: a missing adapter fails the test.
@@ -15,9 +15,8 @@ pub fn gpu() -> Option<&'static GpuContext> {
             Some(context)
         }
         Err(e) => {
-            let required = std::env::var(REQUIRE_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
             assert!(
-                !required,
+                !gpu_required(),
                 "{REQUIRE_GPU_ENV} is set but no GPU was found: {e}"
             );
             eprintln!("no GPU, skipping: {e}");
