@@ -8,7 +8,9 @@
 // and the next stage's probe: x + hp·k inside a step, the new x after its last stage. The probe,
 // scaled by the next stage's preconditioning input, is written where the next network pass reads
 // it (both rows of a guided particle). An EVAL stage only records k (the final velocity at t = 1
-// and the velocity grid). Needs common/math.wgsl, common/path.wgsl, common/stage.wgsl.
+// and the velocity grid). An INIT stage (the run's first) sets up the state from the start
+// points in `pos`: probe = x0, acc = 0 and the next network input. Recording is paged: the chunk
+// records into the page bound here, which starts at particle rec_p0. Needs common/math.wgsl, common/path.wgsl, common/stage.wgsl.
 
 // Keep in sync with `ChunkUniform` in crates/flowplay-gpu/src/sampler.rs.
 struct Chunk {
@@ -17,7 +19,8 @@ struct Chunk {
     len: u32,
     // Network rows per particle: 2 with guidance (conditional rows, then null-label rows).
     rpp: u32,
-    _pad: u32,
+    // The first particle of the recording page bound to rec_pos, rec_end and rec_vel.
+    rec_p0: u32,
 }
 
 const KIND_FIRST: u32 = 1u;
@@ -25,6 +28,7 @@ const KIND_LAST: u32 = 2u;
 const KIND_FINAL_POSITION: u32 = 4u;
 const KIND_EVAL: u32 = 8u;
 const KIND_HAS_NEXT: u32 = 16u;
+const KIND_INIT: u32 = 32u;
 const RECORD_POSITIONS: u32 = 1u;
 const RECORD_ENDPOINTS: u32 = 2u;
 const RECORD_VELOCITIES: u32 = 4u;
@@ -37,12 +41,26 @@ const RECORD_VELOCITIES: u32 = 4u;
 @group(0) @binding(2) var<storage, read_write> aux: array<f32>;
 // The network's input for the next stage, chunk by chunk: rpp·p0 + m (and rpp·p0 + len + m).
 @group(0) @binding(3) var<storage, read_write> x_in: array<f32>;
-// Recorded positions [n, frames, 2], endpoints [n, frames − 1, 2], velocities [n, frames, 2].
+// The page's recorded positions [len, frames, 2], endpoints [len, frames − 1, 2] and velocities
+// [len, frames, 2], indexed from particle rec_p0.
 @group(0) @binding(4) var<storage, read_write> rec_pos: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rec_end: array<f32>;
 @group(0) @binding(6) var<storage, read_write> rec_vel: array<f32>;
 @group(0) @binding(7) var<uniform> s: Stage;
 @group(0) @binding(8) var<uniform> ch: Chunk;
+
+// The next stage's network input for particle p (chunk-local m): both rows of a guided particle.
+fn write_next(m: u32, next: vec2<f32>) {
+    let xi = s.next_in * next;
+    let row = ch.rpp * ch.p0 + m;
+    x_in[2u * row] = xi.x;
+    x_in[2u * row + 1u] = xi.y;
+    if (ch.rpp == 2u) {
+        let row2 = row + ch.len;
+        x_in[2u * row2] = xi.x;
+        x_in[2u * row2 + 1u] = xi.y;
+    }
+}
 
 fn store2(which: u32, at: u32, v: vec2<f32>) {
     switch which {
@@ -68,16 +86,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let p = ch.p0 + m;
+    if ((s.kind & KIND_INIT) != 0u) {
+        let x0 = vec2<f32>(pos[2u * p], pos[2u * p + 1u]);
+        aux[4u * p] = x0.x;
+        aux[4u * p + 1u] = x0.y;
+        aux[4u * p + 2u] = 0.0;
+        aux[4u * p + 3u] = 0.0;
+        write_next(m, x0);
+        return;
+    }
+    // Index of particle p in the bound recording page.
+    let r = p - ch.rec_p0;
     let probe = vec2<f32>(aux[4u * p], aux[4u * p + 1u]);
     var k = s.skip * probe + s.out_scale * vec2<f32>(f_out[2u * m], f_out[2u * m + 1u]);
     if (ch.rpp == 2u) {
-        let r = ch.len + m;
-        let k_null = s.skip * probe + s.out_scale * vec2<f32>(f_out[2u * r], f_out[2u * r + 1u]);
+        let nr = ch.len + m;
+        let k_null = s.skip * probe + s.out_scale * vec2<f32>(f_out[2u * nr], f_out[2u * nr + 1u]);
         k = k_null + s.cfg_scale * (k - k_null);
     }
     if ((s.kind & KIND_EVAL) != 0u) {
         if ((s.record & RECORD_VELOCITIES) != 0u) {
-            store2(2u, p * s.frames + s.frame, k);
+            store2(2u, r * s.frames + s.frame, k);
         }
         return;
     }
@@ -87,14 +116,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let last = (s.kind & KIND_LAST) != 0u;
     if (first) {
         if ((s.record & RECORD_POSITIONS) != 0u) {
-            store2(0u, p * s.frames + s.frame, x);
+            store2(0u, r * s.frames + s.frame, x);
         }
         if ((s.record & RECORD_VELOCITIES) != 0u) {
-            store2(2u, p * s.frames + s.frame, k);
+            store2(2u, r * s.frames + s.frame, k);
         }
         if ((s.record & RECORD_ENDPOINTS) != 0u) {
             let coef = vec4<f32>(s.ca, s.cb, s.cda, s.cdb);
-            store2(1u, p * (s.frames - 1u) + s.frame, predicted_data(coef, x, k));
+            store2(1u, r * (s.frames - 1u) + s.frame, predicted_data(coef, x, k));
         }
     }
     var next = x;
@@ -112,7 +141,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         next = x + s.hp * k;
     }
     if ((s.kind & KIND_FINAL_POSITION) != 0u && (s.record & RECORD_POSITIONS) != 0u) {
-        store2(0u, p * s.frames + s.frames - 1u, x);
+        store2(0u, r * s.frames + s.frames - 1u, x);
     }
     pos[2u * p] = x.x;
     pos[2u * p + 1u] = x.y;
@@ -121,14 +150,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     aux[4u * p + 2u] = acc.x;
     aux[4u * p + 3u] = acc.y;
     if ((s.kind & KIND_HAS_NEXT) != 0u) {
-        let xi = s.next_in * next;
-        let row = ch.rpp * ch.p0 + m;
-        x_in[2u * row] = xi.x;
-        x_in[2u * row + 1u] = xi.y;
-        if (ch.rpp == 2u) {
-            let row2 = row + ch.len;
-            x_in[2u * row2] = xi.x;
-            x_in[2u * row2 + 1u] = xi.y;
-        }
+        write_next(m, next);
     }
 }

@@ -17,7 +17,7 @@ struct Draw {
     // Dot radius and half the trail width, in pixels.
     dot_radius_px: f32,
     trail_half_width_px: f32,
-    // Particles, and frames recorded per particle.
+    // Particles in this page, and frames recorded per particle.
     n: u32,
     frames: u32,
     // t lies in the segment between frames k and k + 1, a fraction s along it.
@@ -29,13 +29,14 @@ struct Draw {
     // Class-conditional particles: particle i has class i mod classes and its dot takes
     // palette[class mod 8]; 0 draws every dot in dot_colour.
     classes: u32,
-    pad0: u32,
+    // The page's first particle: instance i is particle first + i of the run.
+    first: u32,
     pad1: u32,
     pad2: u32,
     palette: array<vec4<f32>, 8>,
 }
 
-// Particle-major trajectories: positions [n, frames] and endpoints [n, frames − 1].
+// One page of particle-major trajectories: positions [n, frames] and endpoints [n, frames − 1].
 @group(0) @binding(0) var<storage, read> positions: array<vec2<f32>>;
 @group(0) @binding(1) var<storage, read> endpoints: array<vec2<f32>>;
 @group(0) @binding(2) var<uniform> draw: Draw;
@@ -81,7 +82,7 @@ fn dot_vertex(p: vec2<f32>, v: u32, colour: vec4<f32>) -> VertexOut {
 fn vs_dot(@builtin(instance_index) i: u32, @builtin(vertex_index) v: u32) -> VertexOut {
     var colour = draw.dot_colour;
     if draw.classes > 0u {
-        colour = draw.palette[(i % draw.classes) % 8u];
+        colour = draw.palette[((draw.first + i) % draw.classes) % 8u];
     }
     return dot_vertex(position_now(i), v, colour);
 }

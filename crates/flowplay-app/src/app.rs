@@ -39,6 +39,30 @@ struct Round {
     eval: Option<Evaluation>,
     /// Steps trained in it.
     steps: u64,
+    /// The probability path it ended on: its network is drawn on that path only.
+    path: RoundPath,
+}
+
+/// A probability path as the settings choose it (VE with its σ's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RoundPath(PathKind, [f32; 2]);
+
+impl RoundPath {
+    fn of(settings: &Settings) -> Self {
+        let sigmas = if settings.path == PathKind::Ve {
+            settings.ve_sigma
+        } else {
+            [0.0; 2]
+        };
+        Self(settings.path, sigmas)
+    }
+
+    fn label(self) -> String {
+        match self.0 {
+            PathKind::Ve => format!("VE {}–{}", self.1[0], self.1[1]),
+            kind => kind.label().to_string(),
+        }
+    }
 }
 
 /// egui's wgpu device, when it can run the compute kernels.
@@ -143,6 +167,8 @@ pub struct PlaygroundApp {
     fit: View,
     training: bool,
     flow_request: Option<FlowRequest>,
+    /// The refresh under way (on the GPU, encoded a slice a frame).
+    flow_pending: Option<FlowRequest>,
     flow_version: u64,
     flow_stale: bool,
     flow_at: Instant,
@@ -195,9 +221,19 @@ impl PlaygroundApp {
     /// binary takes them as its first argument). Settings that do not parse are explained and
     /// the defaults used.
     pub fn with_query(cc: &eframe::CreationContext<'_>, query: Option<String>) -> Self {
+        Self::start(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), query)
+    }
+
+    /// [`Self::with_query`] from egui's context and wgpu renderer (if any): what eframe hands
+    /// over, or what the offscreen benchmark builds.
+    pub(crate) fn start(
+        ctx: &egui::Context,
+        render_state: Option<&eframe::egui_wgpu::RenderState>,
+        query: Option<String>,
+    ) -> Self {
         // The canvas's colours are chosen for a dark background.
-        cc.egui_ctx.set_theme(egui::ThemePreference::Dark);
-        let (gpu, adapter, why_not) = match &cc.wgpu_render_state {
+        ctx.set_theme(egui::ThemePreference::Dark);
+        let (gpu, adapter, why_not) = match render_state {
             Some(rs) => {
                 let info = rs.adapter.get_info();
                 let name = if info.name.is_empty() {
@@ -322,6 +358,7 @@ impl PlaygroundApp {
             fit,
             training: false,
             flow_request: None,
+            flow_pending: None,
             flow_version: 0,
             flow_stale: true,
             flow_at: Instant::now(),
@@ -364,7 +401,9 @@ impl PlaygroundApp {
             Compute::Cpu => false,
         });
         match gpu {
-            Some(gpu) => Engine::gpu(&gpu.device, &gpu.queue, config, pool),
+            // A software renderer runs a refresh faster whole than in slices (each frame costs
+            // it a software-rendered UI); a real GPU keeps frames on time with slices.
+            Some(gpu) => Engine::gpu(&gpu.device, &gpu.queue, config, pool, !gpu.software),
             None => Engine::cpu(config, pool),
         }
     }
@@ -394,7 +433,7 @@ impl PlaygroundApp {
     }
 
     /// The state tests and scripts read.
-    fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         Status {
             backend: self.engine.backend().key(),
             adapter: self.adapter.clone(),
@@ -455,7 +494,7 @@ impl PlaygroundApp {
     /// where drawing is slow anyway (a software renderer) training still gets its share.
     fn train_for_a_frame(&mut self) {
         let budget = Duration::from_secs_f32((0.5 * self.frame_secs).clamp(0.008, 0.050));
-        if let Err(why) = self.engine.train_frame(budget) {
+        if let Err(why) = self.engine.train_frame(self.frame_secs, budget) {
             self.training = false;
             self.notice = Some(format!(
                 "{why}. Training is paused; the weights of the last good step are kept."
@@ -508,34 +547,33 @@ impl PlaygroundApp {
         request
     }
 
-    /// Re-integrates the particles with the current weights, unless the last GPU refresh is
-    /// still running.
+    /// Re-integrates the particles with the current weights, unless the last finished GPU
+    /// refresh is still running on the GPU. A refresh still being encoded is dropped and
+    /// started afresh (the settings changed under it).
     fn refresh_flow(&mut self) {
-        if !self.flow_done.load(Ordering::Acquire) {
+        if !self.flow_done.load(Ordering::Acquire) && self.flow_pending.is_none() {
             return;
         }
         let request = self.flow_request();
         let started = Instant::now();
         let mut refreshed = self.engine.refresh_flow(CURRENT, None, &request);
         if let Some(round) = self.compare.and_then(|r| self.rounds.get(r))
-            && refreshed.is_ok()
+            && let Ok(current_done) = refreshed
         {
             refreshed = self
                 .engine
-                .refresh_flow(COMPARED, Some(&round.snapshot), &request);
+                .refresh_flow(COMPARED, Some(&round.snapshot), &request)
+                .map(|done| done && current_done);
         }
         match refreshed {
-            Ok(()) => {
-                if let Some(gpu) = &self.gpu
-                    && self.engine.backend() == Backend::Gpu
-                {
+            Ok(done) => {
+                if self.engine.backend() == Backend::Gpu {
                     self.flow_done.store(false, Ordering::Release);
-                    let done = Arc::clone(&self.flow_done);
-                    gpu.queue
-                        .on_submitted_work_done(move || done.store(true, Ordering::Release));
                 }
-                self.flow_request = Some(request);
-                self.flow_version += 1;
+                self.flow_pending = Some(request);
+                if done {
+                    self.flow_finished();
+                }
                 // The CPU integrates within this call; the GPU's time is known when it is done.
                 self.flow_secs = (self.engine.backend() == Backend::Cpu)
                     .then(|| started.elapsed().as_secs_f64());
@@ -544,6 +582,29 @@ impl PlaygroundApp {
         }
         self.flow_stale = false;
         self.flow_at = Instant::now();
+    }
+
+    /// Encodes the next slice of a GPU refresh under way (a frame's worth).
+    fn advance_flow(&mut self) {
+        if self.flow_pending.is_some() && self.engine.advance_flows(self.frame_secs) {
+            self.flow_finished();
+        }
+    }
+
+    /// The refresh under way has been submitted whole: the drawing shows it from now on.
+    fn flow_finished(&mut self) {
+        let Some(request) = self.flow_pending.take() else {
+            return;
+        };
+        if let Some(gpu) = &self.gpu
+            && self.engine.backend() == Backend::Gpu
+        {
+            let done = Arc::clone(&self.flow_done);
+            gpu.queue
+                .on_submitted_work_done(move || done.store(true, Ordering::Release));
+        }
+        self.flow_request = Some(request);
+        self.flow_version += 1;
     }
 
     /// Starts a W2 evaluation when one is due, and records finished ones.
@@ -663,6 +724,18 @@ impl PlaygroundApp {
         }
     }
 
+    /// Stops drawing a round beside when it was trained on another path than the current one:
+    /// its network belongs to its path.
+    fn keep_compare_on_path(&mut self) {
+        let path = RoundPath::of(&self.settings);
+        if let Some(r) = self.compare
+            && self.rounds.get(r).is_none_or(|info| info.path != path)
+        {
+            self.compare = None;
+            self.flow_stale = true;
+        }
+    }
+
     /// Ends the current round (keeping its weights to compare) and starts the next: the current
     /// model generates the coupling, and training goes on on it (QR §7.1).
     fn start_reflow(&mut self) {
@@ -678,6 +751,7 @@ impl PlaygroundApp {
                     snapshot,
                     eval: self.last_eval,
                     steps: steps - self.round_start,
+                    path: RoundPath::of(&self.settings),
                 });
                 self.round_start = steps;
                 self.last_eval = None;
@@ -722,9 +796,11 @@ impl PlaygroundApp {
             self.start_reflow();
         }
         ui.label(format!("training round {round}"));
+        let path = RoundPath::of(&self.settings);
         if !self.rounds.is_empty() {
             egui::Grid::new("rounds").striped(true).show(ui, |ui| {
                 ui.label("round");
+                ui.label("path");
                 ui.label("steps");
                 ui.label("W2");
                 ui.label("straightness").on_hover_text(
@@ -733,6 +809,7 @@ impl PlaygroundApp {
                 ui.end_row();
                 let current = [(
                     round,
+                    path,
                     self.engine.steps_done() - self.round_start,
                     self.last_eval,
                 )];
@@ -740,10 +817,20 @@ impl PlaygroundApp {
                     .rounds
                     .iter()
                     .enumerate()
-                    .map(|(r, info)| (r, info.steps, info.eval))
+                    .map(|(r, info)| (r, info.path, info.steps, info.eval))
                     .chain(current);
-                for (r, steps, eval) in rows {
+                for (r, round_path, steps, eval) in rows {
                     ui.label(r.to_string());
+                    let text = RichText::new(round_path.label());
+                    if round_path == path {
+                        ui.label(text);
+                    } else {
+                        ui.label(text.color(ui.visuals().warn_fg_color))
+                            .on_hover_text(
+                                "Trained on another path than the current one: its W2 and \
+                             straightness are not comparable, and it is not drawn beside.",
+                            );
+                    }
                     ui.label(steps.to_string());
                     ui.label(eval.map_or("–".into(), |e| format!("{:.3}", e.w2)));
                     ui.label(eval.map_or("–".into(), |e| format!("{:.3}", e.straightness)));
@@ -755,8 +842,14 @@ impl PlaygroundApp {
                 .selected_text(compare.map_or("nothing".to_string(), |r| format!("round {r}")))
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut compare, None, "nothing");
-                    for r in 0..self.rounds.len() {
-                        ui.selectable_value(&mut compare, Some(r), format!("round {r}"));
+                    for (r, info) in self.rounds.iter().enumerate() {
+                        ui.add_enabled_ui(info.path == path, |ui| {
+                            ui.selectable_value(&mut compare, Some(r), format!("round {r}"))
+                                .on_disabled_hover_text(format!(
+                                    "Round {r} was trained on {}; switch back to draw it.",
+                                    info.path.label()
+                                ));
+                        });
                     }
                 })
                 .response
@@ -1145,6 +1238,13 @@ impl PlaygroundApp {
 
 impl eframe::App for PlaygroundApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
+impl PlaygroundApp {
+    /// One frame: training, the particles' refresh and evaluation, then the whole UI.
+    pub(crate) fn show(&mut self, ui: &mut Ui) {
         self.pointer_down = ui.input(|i| i.pointer.any_down());
         self.follow_hash();
         if !ui.ctx().egui_wants_keyboard_input() && ui.input(|i| i.key_pressed(egui::Key::Space)) {
@@ -1156,12 +1256,13 @@ impl eframe::App for PlaygroundApp {
         }
         if self.training {
             self.train_for_a_frame();
-            // Refresh often, but keep sampling under a fifth of the time (100k particles on a
-            // software GPU take seconds).
+            // Refresh often, but keep sampling within frames (the CPU, a software GPU) under a
+            // fifth of the time, and a real GPU's (a slice a frame) under half the frames.
+            let share = if self.engine.slices() { 2.0 } else { 5.0 };
             let every = FLOW_REFRESH
                 .as_secs_f64()
-                .max(5.0 * self.flow_secs.unwrap_or(0.0));
-            if self.flow_at.elapsed().as_secs_f64() > every {
+                .max(share * self.flow_secs.unwrap_or(0.0));
+            if self.flow_pending.is_none() && self.flow_at.elapsed().as_secs_f64() > every {
                 self.flow_stale = true;
             }
         } else if let Err(why) = self.engine.drain() {
@@ -1170,6 +1271,8 @@ impl eframe::App for PlaygroundApp {
         self.update_loss_curve();
         self.poll_reflow();
         self.evaluate();
+        self.keep_compare_on_path();
+        self.advance_flow();
         if self.flow_stale {
             self.refresh_flow();
         }
@@ -1453,6 +1556,7 @@ mod tests {
             app.update_loss_curve();
             app.poll_reflow();
             app.evaluate();
+            app.advance_flow();
             if app.flow_stale {
                 app.refresh_flow();
             }
@@ -1477,6 +1581,19 @@ mod tests {
         let steps = app.engine.steps_done();
         run_until(&mut app, |a| a.engine.steps_done() > steps + 10);
         assert_eq!(app.status().round, 1);
+        // The round remembers its path; on another path it is no longer drawn beside.
+        assert_eq!(app.rounds[0].path.label(), "Rectified flow");
+        app.apply_settings(Settings {
+            path: PathKind::Ve,
+            ..app.settings.clone()
+        });
+        app.keep_compare_on_path();
+        assert_eq!(app.compare, None);
+        assert!(app.flow_stale);
+        assert_eq!(
+            app.rounds[0].path,
+            RoundPath(PathKind::RectifiedFlow, [0.0; 2])
+        );
     }
 
     /// The GPU engine end to end on a headless device (llvmpipe in CI): training, the particles'
@@ -1506,8 +1623,47 @@ mod tests {
         let Some(Flow::Gpu(source)) = app.engine.flow(CURRENT) else {
             panic!("GPU particles")
         };
-        assert_eq!(source.n, 40);
+        assert_eq!(source.num_particles(), 40);
         assert_eq!(source.times.len(), 6);
+        // Trajectories are recorded in pages: a million particles with 25 Euler steps and their
+        // endpoints fit; with 1000 steps the memory bound holds them to fewer.
+        let request = |steps, endpoints| FlowRequest {
+            sampler: SamplerConfig::new(Solver::Euler, steps),
+            n: 1 << 20,
+            seed: 0,
+            endpoints,
+            classes: 0,
+            cfg_scale: 1.0,
+        };
+        assert!(app.engine.max_particles(&request(25, true)) >= 1_000_000);
+        assert!(app.engine.max_particles(&request(1000, true)) < 100_000);
+        // A refresh over a frame's budget (20 000 particles × 5 steps, over the first budget of
+        // 64 Ki evaluations) is encoded over several frames; meanwhile the last finished
+        // particles are drawn.
+        run_until(&mut app, |a| a.flow_done.load(Ordering::Acquire));
+        app.settings.particles = 20_000;
+        app.refresh_flow();
+        assert!(app.flow_pending.is_some());
+        let drawn = |app: &PlaygroundApp| match app.engine.flow(CURRENT) {
+            Some(Flow::Gpu(source)) => source.num_particles(),
+            _ => 0,
+        };
+        assert_eq!(drawn(&app), 40);
+        app.advance_flow();
+        assert!(app.flow_pending.is_some());
+        // A change under way starts the refresh afresh.
+        app.settings.particles = 30_000;
+        app.refresh_flow();
+        assert_eq!(app.flow_pending.as_ref().map(|r| r.n), Some(30_000));
+        let mut frames = 1;
+        while app.flow_pending.is_some() {
+            app.advance_flow();
+            frames += 1;
+            assert!(frames < 200, "the refresh never finished");
+        }
+        assert!(frames >= 2, "{frames} frames");
+        assert_eq!(drawn(&app), 30_000);
+        app.settings.particles = 40;
         app.training = false;
         run_until(&mut app, |a| {
             a.last_eval.is_some_and(|e| e.step == a.engine.steps_done())

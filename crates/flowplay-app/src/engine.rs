@@ -23,6 +23,20 @@ pub(crate) const CPU_MAX_PARTICLES: usize = 5000;
 const CPU_EVALS_PER_REFRESH: usize = 125_000;
 /// Particles and held-out points of each evaluation.
 pub(crate) const EVAL_POINTS: usize = 400;
+/// Memory the GPU's recorded trajectories of one drawing may take (positions, and endpoints
+/// when shown): 1M particles with 25 steps and endpoints take 400 MB.
+const GPU_TRAJECTORY_BYTES: u64 = 1 << 30;
+/// A particle refresh is encoded a slice a frame, in budgets of this many network evaluations.
+const SLICE_UNIT: u64 = 1024;
+/// The first slice budget: 64 Ki evaluations, 2000 particles with 25 Euler steps in one frame.
+const SLICE_START: u32 = 64;
+/// The least slice budget: 8 Ki evaluations (a slow device's frames jitter; a refresh must
+/// still get on).
+const SLICE_MIN: u32 = 8;
+/// The largest slice budget: 2^30 evaluations.
+const SLICE_MAX: u32 = 1 << 20;
+/// A refresh is spread over at most this many frames (2 s at 60 Hz).
+const MAX_REFRESH_FRAMES: u64 = 120;
 /// Submissions the GPU may have queued: enough to keep it busy, few enough to stay responsive.
 const GPU_QUEUE_DEPTH: usize = 2;
 /// Seed of the evaluation's prior draw, apart from the particles on screen.
@@ -118,16 +132,110 @@ pub(crate) struct GpuEngine {
     trainer: GpuTrainer,
     samplers: [GpuSampler; 2],
     eval: GpuSampler,
-    steps_per_submit: u32,
+    /// Training steps a submission.
+    submit_size: FrameBudget,
+    /// Network evaluations of a particle refresh a frame, in units of [`SLICE_UNIT`].
+    slice_size: FrameBudget,
     x0: Vec<[f32; 2]>,
     x0_for: Option<(usize, u64, u32)>,
     eval_x0: Vec<[f32; 2]>,
     pending_eval: Option<PendingEval>,
     pending_reflow: Option<PendingReflow>,
-    flow_n: [usize; 2],
-    /// Whether each drawing's last refresh recorded predicted endpoints (the buffer may still
-    /// hold older ones otherwise).
-    flow_endpoints: [bool; 2],
+    /// Each drawing's refresh still being encoded a slice a frame: its network evaluations.
+    refreshing: [Option<u64>; 2],
+    /// Whether refreshes are encoded a slice a frame, or whole.
+    slices: bool,
+}
+
+/// How much GPU work to submit a frame (training steps, or network evaluations of a particle
+/// refresh) so that frames stay on time at 60 Hz: additive increase while frames are on time
+/// and the GPU ran dry, multiplicative decrease when a frame is late. It stays a sixteenth below
+/// the amount that last made a frame late, and forgets that amount after two seconds of frames
+/// on time (the load may have changed), so a steady load misses about one frame in a hundred.
+/// Where even the least amount leaves frames slower than 60 Hz (a slow GPU drawing, a million
+/// particles), a frame is on time up to half again that baseline: the work still gets a third of
+/// the frame instead of stalling.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct FrameBudget {
+    units: u32,
+    min: u32,
+    max: u32,
+    /// The amount that last made a frame late (`u32::MAX`: none).
+    ceiling: u32,
+    /// Frames on time in a row.
+    calm: u32,
+    /// The frame time with the least amount (0: not known yet).
+    base: f32,
+}
+
+impl FrameBudget {
+    /// A frame no longer than this is on time (60 Hz, with 5 % slack for timer jitter).
+    pub(crate) const ON_TIME_SECS: f32 = 1.05 / 60.0;
+    /// Frames on time between two increases.
+    const CALM_FRAMES: u32 = 4;
+    /// Frames on time after which the amount that was late is forgotten.
+    const FORGET_FRAMES: u32 = 120;
+    /// Where frames are slow anyway, a frame is on time up to this times the baseline.
+    const SLOW_SHARE: f32 = 1.5;
+
+    /// Starts at `start` units a frame, within `min..=max`.
+    pub(crate) const fn new(start: u32, min: u32, max: u32) -> Self {
+        Self {
+            units: start,
+            min,
+            max,
+            ceiling: u32::MAX,
+            calm: 0,
+            base: 0.0,
+        }
+    }
+
+    /// Whether a frame of `frame_secs` is on time.
+    fn on_time(&self, frame_secs: f32) -> bool {
+        frame_secs <= Self::ON_TIME_SECS.max(Self::SLOW_SHARE * self.base)
+    }
+
+    /// The units to submit now (0: none), after a frame of `frame_secs` with `queued`
+    /// submissions still on the GPU.
+    pub(crate) fn next(&mut self, frame_secs: f32, queued: usize) -> u32 {
+        // The baseline follows frames with the least amount, and no frame with more work can be
+        // faster (which undoes a slow start).
+        if frame_secs > 0.0 {
+            if self.base <= 0.0 {
+                self.base = frame_secs;
+            } else if self.units == self.min {
+                self.base += 0.1 * (frame_secs - self.base);
+            }
+            self.base = self.base.min(frame_secs);
+        }
+        if !self.on_time(frame_secs) {
+            // A late frame at the least amount (start-up, a slow device) says nothing about
+            // how much fits.
+            if self.units > self.min {
+                self.ceiling = self.units;
+                self.units = (self.units / 4 * 3).max(self.min);
+            }
+            self.calm = 0;
+        } else {
+            self.calm += 1;
+        }
+        if queued >= GPU_QUEUE_DEPTH {
+            return 0;
+        }
+        if queued == 0 && self.calm > 0 && self.calm.is_multiple_of(Self::CALM_FRAMES) {
+            if self.calm >= Self::FORGET_FRAMES {
+                self.calm = 0;
+                self.ceiling = u32::MAX;
+            }
+            let grown = self
+                .units
+                .saturating_add((self.units / 8).max(1))
+                .min(self.max);
+            let hold = self.ceiling - (self.ceiling / 16).max(1);
+            self.units = grown.min(hold).max(self.units);
+        }
+        self.units
+    }
 }
 
 /// The CPU reference.
@@ -190,6 +298,12 @@ struct Run<'a> {
     record: Record,
 }
 
+/// Encodes a GPU-to-GPU copy of `weights` into `target`'s parameters.
+fn copy_weights(encoder: &mut wgpu::CommandEncoder, weights: &wgpu::Buffer, target: &GpuSampler) {
+    let params = target.params_buffer();
+    encoder.copy_buffer_to_buffer(weights, 0, params, 0, weights.size().min(params.size()));
+}
+
 /// Encodes `run` on `target`: a GPU-to-GPU copy of the weights into its parameters, then every
 /// solver stage.
 fn encode_run(
@@ -199,9 +313,7 @@ fn encode_run(
     target: &mut GpuSampler,
     run: &Run<'_>,
 ) -> Result<(), String> {
-    let params = target.params_buffer();
-    let bytes = run.weights.size().min(params.size());
-    encoder.copy_buffer_to_buffer(run.weights, 0, params, 0, bytes);
+    copy_weights(encoder, run.weights, target);
     target
         .encode_sample(
             device,
@@ -228,12 +340,14 @@ impl GpuEngine {
 }
 
 impl Engine {
-    /// A GPU engine on egui's device, or why there is none.
+    /// A GPU engine on egui's device, or why there is none; `slices`: encode particle refreshes
+    /// a slice a frame ([`Self::advance_flows`]) rather than whole.
     pub(crate) fn gpu(
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         config: TrainConfig,
         data: Points,
+        slices: bool,
     ) -> Result<Self, String> {
         let eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
         let path = config.path;
@@ -247,13 +361,14 @@ impl Engine {
             eval: sampler()?,
             eval_x0,
             trainer,
-            steps_per_submit: 1,
+            submit_size: FrameBudget::new(1, 1, MAX_STEPS_PER_SUBMIT),
+            slice_size: FrameBudget::new(SLICE_START, SLICE_MIN, SLICE_MAX),
             x0: Vec::new(),
             x0_for: None,
             pending_eval: None,
             pending_reflow: None,
-            flow_n: [0; 2],
-            flow_endpoints: [false; 2],
+            refreshing: [None; 2],
+            slices,
         })))
     }
 
@@ -268,6 +383,11 @@ impl Engine {
             eval_x0,
             finished_eval: None,
         })))
+    }
+
+    /// Whether particle refreshes are encoded a slice a frame (a hardware GPU).
+    pub(crate) fn slices(&self) -> bool {
+        matches!(self, Self::Gpu(g) if g.slices)
     }
 
     pub(crate) fn backend(&self) -> Backend {
@@ -335,12 +455,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Trains for about one frame. On the GPU: collects the statistics that came back and keeps
-    /// at most two submissions queued, growing a submission while the GPU keeps up and shrinking
-    /// it when it falls behind; nothing is submitted while a reflow coupling is on its way. The
-    /// CPU reference trains for `cpu_budget`. An error (a divergence) stops training with the
-    /// weights of the last good step.
-    pub(crate) fn train_frame(&mut self, cpu_budget: Duration) -> Result<(), String> {
+    /// Trains for about one frame. On the GPU: collects the statistics that came back and
+    /// submits as many steps as keep frames on time ([`FrameBudget`], from the last frame's
+    /// duration `frame_secs`), with at most two submissions queued; nothing is submitted while a
+    /// reflow coupling is on its way. The CPU reference trains for `cpu_budget`. An error (a
+    /// divergence) stops training with the weights of the last good step.
+    pub(crate) fn train_frame(
+        &mut self,
+        frame_secs: f32,
+        cpu_budget: Duration,
+    ) -> Result<(), String> {
         match self {
             Self::Gpu(g) => {
                 g.trainer.poll().map_err(|e| e.to_string())?;
@@ -348,17 +472,10 @@ impl Engine {
                     return Ok(());
                 }
                 let queued = g.trainer.submissions_in_flight();
-                if queued >= GPU_QUEUE_DEPTH {
-                    g.steps_per_submit = (g.steps_per_submit * 3 / 4).max(1);
-                    return Ok(());
+                let steps = g.submit_size.next(frame_secs, queued);
+                if steps > 0 {
+                    g.trainer.submit(steps).map_err(|e| e.to_string())?;
                 }
-                if queued == 0 && g.trainer.steps_done() > 0 {
-                    // The GPU ran dry since the last frame: give it more per submission.
-                    g.steps_per_submit = (g.steps_per_submit * 2).min(MAX_STEPS_PER_SUBMIT);
-                }
-                g.trainer
-                    .submit(g.steps_per_submit)
-                    .map_err(|e| e.to_string())?;
                 Ok(())
             }
             Self::Cpu(c) => {
@@ -382,9 +499,14 @@ impl Engine {
     /// The most particles a refresh can integrate and draw with `request`'s solver.
     pub(crate) fn max_particles(&self, request: &FlowRequest) -> usize {
         match self {
-            // The recorded positions [n, frames] are drawn whole from one binding.
+            // The state must fit one binding per buffer; the trajectories are paged but bounded
+            // in memory.
             Self::Gpu(g) => {
-                GpuSampler::max_recorded_particles(&g.device, request.sampler.steps + 1)
+                let guided = request.classes > 0 && (request.cfg_scale - 1.0).abs() > f32::EPSILON;
+                let frames = request.sampler.steps as u64 + 1;
+                let per_particle = 8 * (frames + u64::from(request.endpoints) * (frames - 1));
+                let memory = (GPU_TRAJECTORY_BYTES / per_particle) as usize / 64 * 64;
+                GpuSampler::max_particles(&g.device, guided).min(memory)
             }
             // The CPU integrates within a frame: bound particles × network evaluations.
             Self::Cpu(_) => {
@@ -419,14 +541,16 @@ impl Engine {
     }
 
     /// Integrates drawing `which`'s particles: [`CURRENT`] with the current EMA weights,
-    /// [`COMPARED`] with `snapshot`'s (QR §5). On the GPU this is encoded and submitted without
-    /// waiting; the draw picks the result up.
+    /// [`COMPARED`] with `snapshot`'s (QR §5). The CPU integrates at once. The GPU copies the
+    /// weights and encodes the run a slice a frame ([`Self::advance_flows`]) into buffers apart
+    /// from those drawn, so that a million particles never hold up a frame; the drawing switches
+    /// to the new particles when the last slice is submitted. Returns whether that is already so.
     pub(crate) fn refresh_flow(
         &mut self,
         which: usize,
         snapshot: Option<&Snapshot>,
         flow: &FlowRequest,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let record = Record {
             positions: true,
             endpoints: flow.endpoints,
@@ -446,28 +570,31 @@ impl Engine {
                 let mut encoder = g.new_encoder("app::refresh_flow");
                 let g = &mut **g;
                 let labels = flow.labels();
-                let run = Run {
-                    weights: match snapshot {
-                        Some(Snapshot::Gpu(buffer)) => buffer,
-                        _ => g.trainer.ema_buffer(),
-                    },
-                    x0: &g.x0,
-                    labels: labels.as_deref(),
-                    cfg_scale: flow.cfg_scale,
-                    sampler: &flow.sampler,
-                    record,
+                let weights = match snapshot {
+                    Some(Snapshot::Gpu(buffer)) => buffer,
+                    _ => g.trainer.ema_buffer(),
                 };
-                encode_run(
-                    &g.device,
-                    &g.queue,
-                    &mut encoder,
-                    &mut g.samplers[which],
-                    &run,
-                )?;
+                let sampler = &mut g.samplers[which];
+                // The weights as they are now: later training steps do not reach this run.
+                copy_weights(&mut encoder, weights, sampler);
+                sampler
+                    .begin_sample(
+                        &g.device,
+                        &g.queue,
+                        &g.x0,
+                        labels.as_deref(),
+                        flow.cfg_scale,
+                        &flow.sampler,
+                        record,
+                    )
+                    .map_err(|e| e.to_string())?;
+                if !g.slices {
+                    sampler.encode_slice(&g.device, &mut encoder, u64::MAX);
+                }
                 g.queue.submit([encoder.finish()]);
-                g.flow_n[which] = flow.n;
-                g.flow_endpoints[which] = flow.endpoints;
-                Ok(())
+                let remaining = sampler.remaining_evaluations();
+                g.refreshing[which] = (remaining > 0).then_some(remaining);
+                Ok(remaining == 0)
             }
             Self::Cpu(c) => {
                 let mut model = c.trainer.model(true);
@@ -486,26 +613,45 @@ impl Engine {
                     )
                     .map_err(|e| e.to_string())?;
                 c.flows[which] = Some(out.trajectories);
-                Ok(())
+                Ok(true)
             }
         }
+    }
+
+    /// Encodes the next slice of each refresh under way (GPU), sized by the frame time
+    /// `frame_secs` ([`FrameBudget`]) but never so small that a refresh takes more than
+    /// [`MAX_REFRESH_FRAMES`] frames. Returns whether every refresh is finished: at once on the
+    /// CPU, and on the GPU once the last slice is submitted.
+    pub(crate) fn advance_flows(&mut self, frame_secs: f32) -> bool {
+        let Self::Gpu(g) = self else {
+            return true;
+        };
+        if g.refreshing.iter().all(Option::is_none) {
+            return true;
+        }
+        let budget = u64::from(g.slice_size.next(frame_secs, 0)) * SLICE_UNIT;
+        let mut encoder = g.new_encoder("app::refresh_slice");
+        let g = &mut **g;
+        for (which, sampler) in g.samplers.iter_mut().enumerate() {
+            let Some(evaluations) = g.refreshing[which] else {
+                continue;
+            };
+            let floor = evaluations.div_ceil(MAX_REFRESH_FRAMES);
+            if sampler.encode_slice(&g.device, &mut encoder, budget.max(floor)) {
+                g.refreshing[which] = None;
+            }
+        }
+        g.queue.submit([encoder.finish()]);
+        g.refreshing.iter().all(Option::is_none)
     }
 
     /// The particles of drawing `which`'s last refresh.
     pub(crate) fn flow(&self, which: usize) -> Option<Flow<'_>> {
         match self {
             Self::Gpu(g) => {
-                if g.flow_n[which] == 0 {
-                    return None;
-                }
                 let sampler = &g.samplers[which];
-                let [positions, endpoints, _] = sampler.trajectory_buffers();
-                Some(Flow::Gpu(ParticleSource {
-                    positions: positions.clone(),
-                    endpoints: g.flow_endpoints[which].then(|| endpoints.clone()),
-                    n: g.flow_n[which],
-                    times: sampler.times().to_vec(),
-                }))
+                (sampler.num_particles() > 0)
+                    .then(|| Flow::Gpu(ParticleSource::from_sampler(sampler)))
             }
             Self::Cpu(c) => c.flows[which].as_ref().map(Flow::Cpu),
         }
@@ -532,9 +678,15 @@ impl Engine {
                 };
                 encode_run(&g.device, &g.queue, &mut encoder, &mut g.eval, &run)?;
                 let size = (g.eval_x0.len() * g.eval.times().len() * 8) as u64;
-                let [positions, _, velocities] = g.eval.trajectory_buffers();
-                let positions = PendingRead::encode(&g.device, &mut encoder, positions, 0, size);
-                let velocities = PendingRead::encode(&g.device, &mut encoder, velocities, 0, size);
+                // EVAL_POINTS particles are recorded in one page.
+                let pages = g.eval.recorded_pages();
+                let page = pages
+                    .first()
+                    .ok_or_else(|| "the evaluation recorded nothing".to_string())?;
+                let positions =
+                    PendingRead::encode(&g.device, &mut encoder, page.positions, 0, size);
+                let velocities =
+                    PendingRead::encode(&g.device, &mut encoder, page.velocities, 0, size);
                 g.queue.submit([encoder.finish()]);
                 positions.start();
                 velocities.start();
@@ -727,5 +879,95 @@ impl Engine {
                 .start_reflow_round(pool, pending.steps)
                 .map_err(|e| e.to_string()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VSYNC: f32 = 1.0 / 60.0;
+
+    /// Frames of a GPU that takes `base + steps × per_step` seconds a frame, presented at 60 Hz
+    /// (a late frame waits for the next vertical blank): `(on-time share, mean steps a frame)`
+    /// over `frames` frames after a two-second warm-up.
+    fn simulate(base: f32, per_step: f32, frames: usize) -> (f64, f64) {
+        let mut size = FrameBudget::new(1, 1, MAX_STEPS_PER_SUBMIT);
+        let mut frame_secs = VSYNC;
+        let (mut on_time, mut steps_total) = (0, 0_u64);
+        for i in 0..120 + frames {
+            let steps = size.next(frame_secs, 0);
+            let work = base + steps as f32 * per_step;
+            frame_secs = (work / VSYNC).ceil().max(1.0) * VSYNC;
+            if i >= 120 {
+                on_time += usize::from(frame_secs <= FrameBudget::ON_TIME_SECS);
+                steps_total += u64::from(steps);
+            }
+        }
+        (
+            on_time as f64 / frames as f64,
+            steps_total as f64 / frames as f64,
+        )
+    }
+
+    #[test]
+    fn submissions_grow_while_frames_are_on_time() {
+        let mut size = FrameBudget::new(1, 1, MAX_STEPS_PER_SUBMIT);
+        let mut steps = 0;
+        for _ in 0..160 {
+            steps = size.next(VSYNC, 0);
+        }
+        assert!(steps >= 64, "after 160 frames on time: {steps} steps");
+        for _ in 0..2000 {
+            steps = size.next(VSYNC, 0);
+        }
+        assert_eq!(steps, MAX_STEPS_PER_SUBMIT);
+        // Nothing more while two submissions are queued; a late frame shrinks the next one.
+        assert_eq!(size.next(VSYNC, GPU_QUEUE_DEPTH), 0);
+        assert_eq!(size.next(2.0 * VSYNC, 1), MAX_STEPS_PER_SUBMIT * 3 / 4);
+    }
+
+    #[test]
+    fn a_steady_load_keeps_nearly_every_frame_on_time() {
+        // 4 ms of drawing and 0.1 ms a training step: about 126 steps fit a frame.
+        let (on_time, steps) = simulate(0.004, 0.0001, 1200);
+        assert!(
+            on_time >= 0.98,
+            "{:.1} % of frames on time",
+            100.0 * on_time
+        );
+        assert!(
+            steps >= 100.0,
+            "{steps:.1} steps a frame of about 126 that fit"
+        );
+        // A slow device (a step takes two frames): about one step a submission, never zero.
+        let (_, steps) = simulate(0.004, 0.04, 200);
+        assert!((1.0..1.1).contains(&steps), "{steps}");
+    }
+
+    #[test]
+    fn where_frames_are_slow_anyway_the_work_gets_a_third_of_the_frame() {
+        // Drawing alone takes 100 ms (no vsync to wait for); a step takes 1 ms.
+        let mut size = FrameBudget::new(1, 1, MAX_STEPS_PER_SUBMIT);
+        let mut frame_secs = 0.1;
+        let mut steps = 0;
+        for _ in 0..600 {
+            steps = size.next(frame_secs, 0);
+            frame_secs = 0.1 + steps as f32 * 0.001;
+        }
+        assert!((25..=50).contains(&steps), "{steps} steps a 100 ms frame");
+    }
+
+    #[test]
+    fn a_late_start_does_not_cap_training() {
+        let mut size = FrameBudget::new(1, 1, MAX_STEPS_PER_SUBMIT);
+        for _ in 0..5 {
+            size.next(0.5, 0);
+        }
+        let mut steps = 0;
+        for _ in 0..160 {
+            steps = size.next(VSYNC, 0);
+        }
+        assert!(steps >= 64, "{steps}");
     }
 }

@@ -28,6 +28,6 @@ pub use context::{
     GpuContext, REQUIRE_GPU_ENV, check_compute_limits, gpu_required, required_limits,
 };
 pub use error::GpuError;
-pub use render::{DrawFrame, ParticleRenderer, ParticleSource, Rgba, segment_at};
-pub use sampler::{GpuSampler, Rect};
+pub use render::{DrawFrame, ParticleRenderer, ParticleSource, Rgba, SourcePage, segment_at};
+pub use sampler::{GpuSampler, RecordedPage, Rect};
 pub use trainer::{GpuTrainer, Inspection, MAX_STEPS_PER_SUBMIT};

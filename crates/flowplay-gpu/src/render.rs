@@ -1,8 +1,10 @@
 //! Drawing particles straight from the sampler's buffers with a render pipeline: no CPU round
 //! trip per frame. The app calls it from an `egui_wgpu` paint callback; tests render offscreen.
+//! A run recorded in several pages (more than one binding holds) is drawn with one draw per page.
 
 use std::num::NonZeroU64;
 
+use crate::GpuSampler;
 use crate::kernel::PARTICLES_DRAW;
 
 /// The draw uniform. Keep in sync with `Draw` in `shaders/particles_draw.wgsl`.
@@ -22,7 +24,8 @@ struct DrawUniform {
     trail_colour: [f32; 4],
     endpoint_colour: [f32; 4],
     classes: u32,
-    _pad: [u32; 3],
+    first: u32,
+    _pad: [u32; 2],
     palette: [[f32; 4]; 8],
 }
 
@@ -67,17 +70,52 @@ pub struct DrawFrame {
     pub palette: [Rgba; 8],
 }
 
-/// The buffers of one sampling run to draw from (see `GpuSampler::trajectory_buffers`).
+/// One page of recorded trajectories: particles `first .. first + len`.
+#[derive(Clone, Debug)]
+pub struct SourcePage {
+    /// The page's first particle (its class is `first mod classes`).
+    pub first: usize,
+    /// Particles in the page.
+    pub len: usize,
+    /// Positions `[len, frames, 2]` `f32`, particle-major.
+    pub positions: wgpu::Buffer,
+    /// Predicted endpoints `[len, frames − 1, 2]`, if recorded.
+    pub endpoints: Option<wgpu::Buffer>,
+}
+
+/// The buffers of one sampling run to draw from (see `GpuSampler::recorded_pages`).
 #[derive(Clone, Debug)]
 pub struct ParticleSource {
-    /// Positions `[n, frames, 2]` `f32`, particle-major.
-    pub positions: wgpu::Buffer,
-    /// Predicted endpoints `[n, frames − 1, 2]`, if recorded.
-    pub endpoints: Option<wgpu::Buffer>,
-    /// Particles.
-    pub n: usize,
+    /// The recorded trajectories, page by page in particle order.
+    pub pages: Vec<SourcePage>,
     /// The recorded times, one per frame, increasing from 0 to 1.
     pub times: Vec<f32>,
+}
+
+impl ParticleSource {
+    /// The last run `sampler` finished, with its predicted endpoints if it recorded them (the
+    /// buffers may hold an older run's otherwise).
+    pub fn from_sampler(sampler: &GpuSampler) -> Self {
+        let endpoints = sampler.recorded().endpoints;
+        Self {
+            pages: sampler
+                .recorded_pages()
+                .into_iter()
+                .map(|page| SourcePage {
+                    first: page.first,
+                    len: page.len,
+                    positions: page.positions.clone(),
+                    endpoints: endpoints.then(|| page.endpoints.clone()),
+                })
+                .collect(),
+            times: sampler.times().to_vec(),
+        }
+    }
+
+    /// Particles in every page.
+    pub fn num_particles(&self) -> usize {
+        self.pages.iter().map(|p| p.len).sum()
+    }
 }
 
 /// Where `t` lies on the time grid: segment `k` (frames `k`, `k + 1`) and the fraction `s` along
@@ -95,16 +133,24 @@ pub fn segment_at(times: &[f32], t: f32) -> (usize, f32) {
     (k, s)
 }
 
-/// One drawing's uniform, bind group and draw counts. Several layers (e.g. reflow rounds side
-/// by side) share the pipelines.
+/// One page's bind group and instance counts.
 #[derive(Debug)]
-struct Layer {
-    uniform: wgpu::Buffer,
-    bind_group: Option<wgpu::BindGroup>,
+struct PageDraw {
+    bind_group: wgpu::BindGroup,
     dots: u32,
-    trail_vertices: u32,
     trails: u32,
     endpoints: u32,
+}
+
+/// One drawing, page by page. Several layers (e.g. reflow rounds side by side) share the
+/// pipelines.
+#[derive(Debug, Default)]
+struct Layer {
+    /// One uniform buffer per page, kept for reuse.
+    uniforms: Vec<wgpu::Buffer>,
+    /// The pages as last prepared.
+    pages: Vec<PageDraw>,
+    trail_vertices: u32,
 }
 
 /// The render pipelines for particles, trails and endpoints, for one target format.
@@ -195,8 +241,8 @@ impl ParticleRenderer {
     }
 
     /// Prepares layer `layer` (0, 1, …; created on first use) to draw `source` as `frame` says:
-    /// writes its uniform and binds the buffers. Call before the render pass, then [`Self::paint`]
-    /// inside it.
+    /// writes its uniforms and binds the buffers. Call before the render pass, then
+    /// [`Self::paint`] inside it.
     pub fn prepare(
         &mut self,
         device: &wgpu::Device,
@@ -206,34 +252,19 @@ impl ParticleRenderer {
         frame: &DrawFrame,
     ) {
         while self.layers.len() <= layer {
-            self.layers.push(Layer {
-                uniform: device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("flowplay::particles_draw::uniform"),
-                    size: size_of::<DrawUniform>() as u64,
-                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                }),
-                bind_group: None,
-                dots: 0,
-                trail_vertices: 0,
-                trails: 0,
-                endpoints: 0,
-            });
+            self.layers.push(Layer::default());
         }
         let frames = source.times.len();
-        let needed = (source.n * frames * 8) as u64;
         let slot = &mut self.layers[layer];
-        if source.n == 0 || frames < 2 || source.positions.size() < needed {
-            // Nothing recorded (yet): draw nothing rather than read past the buffer.
-            slot.dots = 0;
-            slot.trails = 0;
-            slot.endpoints = 0;
-            slot.bind_group = None;
+        slot.pages.clear();
+        let recorded = |page: &SourcePage| (page.len * frames * 8) as u64 <= page.positions.size();
+        if frames < 2 || !source.pages.iter().all(recorded) {
+            // Nothing recorded (yet): draw nothing rather than read past a buffer.
             return;
         }
         let (k, s) = segment_at(&source.times, frame.t);
         let clip_per_px = [2.0 / frame.viewport_px[0], 2.0 / frame.viewport_px[1]];
-        let uniform = DrawUniform {
+        let template = DrawUniform {
             centre: frame.centre,
             clip_per_world: [
                 clip_per_px[0] / frame.world_per_px,
@@ -242,7 +273,7 @@ impl ParticleRenderer {
             clip_per_px,
             dot_radius_px: frame.dot_radius_px,
             trail_half_width_px: 0.5,
-            n: source.n as u32,
+            n: 0,
             frames: frames as u32,
             k: k as u32,
             s,
@@ -250,43 +281,65 @@ impl ParticleRenderer {
             trail_colour: frame.trail_colour.premultiplied(),
             endpoint_colour: frame.endpoint_colour.premultiplied(),
             classes: frame.classes,
-            _pad: [0; 3],
+            first: 0,
+            _pad: [0; 2],
             palette: frame.palette.map(Rgba::premultiplied),
         };
-        queue.write_buffer(&slot.uniform, 0, bytemuck::bytes_of(&uniform));
-        let endpoints_needed = (source.n * (frames - 1) * 8) as u64;
-        let endpoints = source
-            .endpoints
-            .as_ref()
-            .filter(|e| frame.endpoints && e.size() >= endpoints_needed);
-        slot.bind_group = Some(device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("flowplay::particles_draw::bind_group"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: source.positions.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    // Any buffer of 8 bytes or more when endpoints are not drawn.
-                    resource: endpoints.unwrap_or(&source.positions).as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: slot.uniform.as_entire_binding(),
-                },
-            ],
-        }));
-        slot.dots = source.n as u32;
-        slot.trails = source.n.min(frame.trails_for) as u32;
         // Segments up to and including k; later ones would collapse to nothing anyway.
         slot.trail_vertices = 6 * (k as u32 + 1);
-        slot.endpoints = if endpoints.is_some() {
-            source.n as u32
-        } else {
-            0
-        };
+        for page in source.pages.iter().filter(|p| p.len > 0) {
+            if slot.uniforms.len() <= slot.pages.len() {
+                slot.uniforms
+                    .push(device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("flowplay::particles_draw::uniform"),
+                        size: size_of::<DrawUniform>() as u64,
+                        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    }));
+            }
+            let uniform_buffer = &slot.uniforms[slot.pages.len()];
+            let uniform = DrawUniform {
+                n: page.len as u32,
+                first: page.first as u32,
+                ..template
+            };
+            queue.write_buffer(uniform_buffer, 0, bytemuck::bytes_of(&uniform));
+            let endpoints_needed = (page.len * (frames - 1) * 8) as u64;
+            let endpoints = page
+                .endpoints
+                .as_ref()
+                .filter(|e| frame.endpoints && e.size() >= endpoints_needed);
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("flowplay::particles_draw::bind_group"),
+                layout: &self.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: page.positions.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        // Any buffer of 8 bytes or more when endpoints are not drawn.
+                        resource: endpoints.unwrap_or(&page.positions).as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: uniform_buffer.as_entire_binding(),
+                    },
+                ],
+            });
+            slot.pages.push(PageDraw {
+                bind_group,
+                dots: page.len as u32,
+                // Trails for the first `trails_for` particles of the whole run.
+                trails: frame.trails_for.saturating_sub(page.first).min(page.len) as u32,
+                endpoints: if endpoints.is_some() {
+                    page.len as u32
+                } else {
+                    0
+                },
+            });
+        }
     }
 
     /// Draws layer `layer` as last prepared: trails, then predicted endpoints, then particles.
@@ -294,22 +347,35 @@ impl ParticleRenderer {
         let Some(slot) = self.layers.get(layer) else {
             return;
         };
-        let Some(bind_group) = &slot.bind_group else {
-            return;
-        };
-        pass.set_bind_group(0, bind_group, &[]);
-        if slot.trails > 0 {
-            pass.set_pipeline(&self.trails);
-            pass.draw(0..slot.trail_vertices, 0..slot.trails);
+        let pages = &slot.pages;
+        // Every page's trails, then every page's endpoints, then every page's dots, so that the
+        // layering does not depend on where a page boundary falls.
+        draw_pages(pass, &self.trails, pages, slot.trail_vertices, |d| d.trails);
+        draw_pages(pass, &self.endpoints, pages, 6, |d| d.endpoints);
+        draw_pages(pass, &self.dots, pages, 6, |d| d.dots);
+    }
+}
+
+/// Draws `vertices` vertices for `instances(page)` instances of each page with `pipeline`.
+fn draw_pages(
+    pass: &mut wgpu::RenderPass<'_>,
+    pipeline: &wgpu::RenderPipeline,
+    pages: &[PageDraw],
+    vertices: u32,
+    instances: impl Fn(&PageDraw) -> u32,
+) {
+    let mut bound = false;
+    for page in pages {
+        let count = instances(page);
+        if count == 0 {
+            continue;
         }
-        if slot.endpoints > 0 {
-            pass.set_pipeline(&self.endpoints);
-            pass.draw(0..6, 0..slot.endpoints);
+        if !bound {
+            pass.set_pipeline(pipeline);
+            bound = true;
         }
-        if slot.dots > 0 {
-            pass.set_pipeline(&self.dots);
-            pass.draw(0..6, 0..slot.dots);
-        }
+        pass.set_bind_group(0, &page.bind_group, &[]);
+        pass.draw(0..vertices, 0..count);
     }
 }
 

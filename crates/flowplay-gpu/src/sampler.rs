@@ -10,6 +10,16 @@
 //! state (positions, probe, accumulator, next network input) spans every particle; only the
 //! hidden activations are chunked, so a stage runs over all chunks before the next one starts.
 //!
+//! Recorded trajectories are split into pages: each holds a whole number of chunks and fits one
+//! storage binding (128 MiB under WebGPU's default limits), so a run records as many particles as
+//! the state buffers hold (millions), not just what one binding holds. A first `INIT` stage turns
+//! the uploaded start points into the solver's state on the GPU.
+//!
+//! A run can be encoded a slice at a time ([`GpuSampler::begin_sample`], then
+//! [`GpuSampler::encode_slice`] over several submissions), so that integrating a million
+//! particles does not hold up a frame. Recordings are double-buffered: a run records into the
+//! back set of pages while the front set, the last finished run, can still be drawn.
+//!
 //! Per-stage and per-chunk values live in uniform tables bound with dynamic offsets, so a whole
 //! run is encoded into one command encoder. Buffers are allocated on first use and grown only
 //! when a run needs more.
@@ -46,6 +56,7 @@ const KIND_LAST: u32 = 2;
 const KIND_FINAL_POSITION: u32 = 4;
 const KIND_EVAL: u32 = 8;
 const KIND_HAS_NEXT: u32 = 16;
+const KIND_INIT: u32 = 32;
 const RECORD_POSITIONS: u32 = 1;
 const RECORD_ENDPOINTS: u32 = 2;
 const RECORD_VELOCITIES: u32 = 4;
@@ -160,7 +171,8 @@ struct ChunkUniform {
     p0: u32,
     len: u32,
     rpp: u32,
-    pad: u32,
+    /// The first particle of the recording page the chunk lies in.
+    rec_p0: u32,
 }
 
 /// Keep in sync with `LabelRows` in `shaders/label_rows.wgsl`.
@@ -257,7 +269,11 @@ struct ParticleSet {
     aux: Growable,
     x_in: Growable,
     row_labels: Growable,
-    rec: [Growable; 3],
+    /// Two sets of recording pages (positions, endpoints and velocities of [`RunShape::page`]
+    /// particles each): the front one holds the last finished run, a run records into the other.
+    rec: [Vec<[Growable; 3]>; 2],
+    front: usize,
+    rec_names: [&'static str; 3],
     stages: Growable,
     chunks: Growable,
     layers: Growable,
@@ -271,14 +287,32 @@ impl ParticleSet {
             aux: Growable::new(device, name[1], STORAGE),
             x_in: Growable::new(device, name[2], STORAGE),
             row_labels: Growable::new(device, name[3], STORAGE),
-            rec: [
-                Growable::new(device, name[4], STORAGE),
-                Growable::new(device, name[5], STORAGE),
-                Growable::new(device, name[6], STORAGE),
-            ],
+            rec: [Vec::new(), Vec::new()],
+            front: 0,
+            rec_names: [name[4], name[5], name[6]],
             stages: Growable::new(device, name[7], table),
             chunks: Growable::new(device, "flowplay::sampler::chunks", table),
             layers: Growable::new(device, "flowplay::sampler::layers", table),
+        }
+    }
+
+    /// The pages a run records into.
+    fn back(&self) -> &[[Growable; 3]] {
+        &self.rec[1 - self.front]
+    }
+
+    /// Makes `pages` back recording pages of at least `bytes` each and drops any beyond them.
+    fn ensure_pages(&mut self, device: &wgpu::Device, pages: usize, bytes: [u64; 3]) {
+        let names = self.rec_names;
+        let back = &mut self.rec[1 - self.front];
+        back.truncate(pages);
+        while back.len() < pages {
+            back.push(names.map(|name| Growable::new(device, name, STORAGE)));
+        }
+        for page in back.iter_mut() {
+            for (buffer, bytes) in page.iter_mut().zip(bytes) {
+                buffer.ensure(device, bytes);
+            }
         }
     }
 }
@@ -313,35 +347,78 @@ struct RunShape {
     rpp: usize,
     /// Particles per chunk (a multiple of [`CHUNK_ALIGN`]).
     chunk: usize,
+    /// Particles per recording page (a multiple of `chunk`).
+    page: usize,
 }
 
 impl RunShape {
     fn chunks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        (0..self.n)
-            .step_by(self.chunk)
-            .map(|p0| (p0, self.chunk.min(self.n - p0)))
+        pieces(self.n, self.chunk)
+    }
+
+    /// Chunk `c`'s first particle and number of particles.
+    fn chunk_at(&self, c: usize) -> (usize, usize) {
+        let p0 = c * self.chunk;
+        (p0, self.chunk.min(self.n - p0))
     }
 
     fn num_chunks(&self) -> usize {
         self.n.div_ceil(self.chunk)
     }
+
+    fn num_pages(&self) -> usize {
+        self.n.div_ceil(self.page).max(1)
+    }
+}
+
+/// One recording page of the last run: particles `first .. first + len`, their trajectories
+/// particle-major as in `flowplay_core::sampler::Trajectories` (16-byte placeholders for what was
+/// not recorded). Each buffer fits one storage binding.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordedPage<'a> {
+    /// The page's first particle.
+    pub first: usize,
+    /// Particles in the page.
+    pub len: usize,
+    /// Positions `[len, frames, 2]` `f32`.
+    pub positions: &'a wgpu::Buffer,
+    /// Predicted endpoints `[len, frames − 1, 2]`.
+    pub endpoints: &'a wgpu::Buffer,
+    /// Velocities `[len, frames, 2]`.
+    pub velocities: &'a wgpu::Buffer,
+}
+
+/// `0..n` in pieces of `size` (the last one shorter): each piece's start and length.
+fn pieces(n: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n)
+        .step_by(size.max(1))
+        .map(move |p0| (p0, size.min(n - p0)))
 }
 
 /// What the last encoded sampling run recorded, for reading it back.
 #[derive(Clone, Debug, Default)]
 struct LastRun {
     n: usize,
+    /// Particles per recording page.
+    page: usize,
     times: Vec<f32>,
-    #[cfg_attr(
-        target_arch = "wasm32",
-        allow(dead_code, reason = "read by the native-only `read_output`")
-    )]
     record: Record,
     #[cfg_attr(
         target_arch = "wasm32",
         allow(dead_code, reason = "read by the native-only `read_output`")
     )]
     nfe: usize,
+}
+
+/// A particle run begun by [`GpuSampler::begin_sample`] and not yet fully encoded.
+#[derive(Clone, Debug)]
+struct PendingRun {
+    shape: RunShape,
+    stages: usize,
+    /// The next (stage, chunk) operation to encode, `stage · chunks + chunk`.
+    next_op: usize,
+    /// What the run records, for when it is finished.
+    last: LastRun,
 }
 
 /// The ODE sampler on the GPU, for one network shape and path. It holds its pipelines and
@@ -377,8 +454,10 @@ pub struct GpuSampler {
     histogram_uniform: wgpu::Buffer,
     grid_uniform: wgpu::Buffer,
     last: LastRun,
+    pending: Option<PendingRun>,
     grid_len: usize,
     max_chunk: Option<usize>,
+    max_page: Option<usize>,
 }
 
 impl GpuSampler {
@@ -513,8 +592,10 @@ impl GpuSampler {
                 &GridUniform::default(),
             ),
             last: LastRun::default(),
+            pending: None,
             grid_len: 0,
             max_chunk: None,
+            max_page: None,
             mlp: mlp.clone(),
             path,
             offsets,
@@ -557,12 +638,20 @@ impl GpuSampler {
         &self.particles.pos.buffer
     }
 
-    /// The recorded trajectories of the last run, particle-major as in
-    /// `flowplay_core::sampler::Trajectories`: positions `[n, frames, 2]`, endpoints
-    /// `[n, frames − 1, 2]`, velocities `[n, frames, 2]` (16-byte placeholders when not recorded).
-    pub fn trajectory_buffers(&self) -> [&wgpu::Buffer; 3] {
-        let [p, e, v] = &self.particles.rec;
-        [&p.buffer, &e.buffer, &v.buffer]
+    /// The recorded trajectories of the last finished run (fully encoded), page by page in
+    /// particle order (one page, or none for an empty run, unless the run records more than one
+    /// binding holds). A run still being encoded slice by slice records elsewhere.
+    pub fn recorded_pages(&self) -> Vec<RecordedPage<'_>> {
+        pieces(self.last.n, self.last.page)
+            .zip(&self.particles.rec[self.particles.front])
+            .map(|((first, len), [p, e, v])| RecordedPage {
+                first,
+                len,
+                positions: &p.buffer,
+                endpoints: &e.buffer,
+                velocities: &v.buffer,
+            })
+            .collect()
     }
 
     /// The histogram counts of [`Self::encode_histogram`], `[ny, nx]` `u32`.
@@ -572,7 +661,8 @@ impl GpuSampler {
 
     /// The velocities of [`Self::encode_velocity_grid`], `[ny, nx, 2]` `f32` (point `j·nx + i`).
     pub fn velocity_grid_buffer(&self) -> &wgpu::Buffer {
-        &self.grid.rec[2].buffer
+        // A grid is recorded in one page (at most 2^24 points of 8 bytes: one binding).
+        &self.grid.rec[self.grid.front][0][2].buffer
     }
 
     /// Switches the probability path (the same network shape): the next run integrates the
@@ -583,12 +673,17 @@ impl GpuSampler {
         Ok(())
     }
 
-    /// The recorded times of the last encoded run, one per frame of the trajectory buffers.
+    /// The recorded times of the last finished run, one per frame of the trajectory buffers.
     pub fn times(&self) -> &[f32] {
         &self.last.times
     }
 
-    /// The number of particles of the last encoded run.
+    /// What the last finished run recorded.
+    pub fn recorded(&self) -> Record {
+        self.last.record
+    }
+
+    /// The number of particles of the last finished run.
     pub fn num_particles(&self) -> usize {
         self.last.n
     }
@@ -598,6 +693,13 @@ impl GpuSampler {
     #[doc(hidden)]
     pub fn set_max_chunk(&mut self, particles: Option<usize>) {
         self.max_chunk = particles.map(|p| p.max(1).next_multiple_of(CHUNK_ALIGN));
+    }
+
+    /// Caps the particles per recording page (rounded up to a multiple of 64), to test paging
+    /// with few particles.
+    #[doc(hidden)]
+    pub fn set_max_page(&mut self, particles: Option<usize>) {
+        self.max_page = particles.map(|p| p.max(1).next_multiple_of(CHUNK_ALIGN));
     }
 
     /// Network rows per particle (2 with guidance) and each particle's class row: `(rpp, classes)`.
@@ -631,8 +733,10 @@ impl GpuSampler {
         }
     }
 
-    /// Particles per chunk for `rpp` rows each, within the limits of `device`.
-    fn chunk_size(&self, device: &wgpu::Device, n: usize, rpp: usize) -> usize {
+    /// How a run of `n` particles with `rpp` rows each is split within the limits of `device`:
+    /// chunks whose hidden activations fit one buffer, and recording pages of whole chunks whose
+    /// trajectories (`frames` per particle, 0 when nothing is recorded) fit one binding.
+    fn plan(&self, device: &wgpu::Device, n: usize, rpp: usize, frames: usize) -> RunShape {
         let limits = device.limits();
         let h = self.mlp.config().hidden as u64;
         let bytes = MAX_CHUNK_BYTES
@@ -644,7 +748,30 @@ impl GpuSampler {
         if let Some(cap) = self.max_chunk {
             chunk = chunk.min(cap);
         }
-        chunk.min(n.next_multiple_of(CHUNK_ALIGN))
+        let all = n.max(1).next_multiple_of(CHUNK_ALIGN);
+        let mut page = if frames == 0 {
+            all
+        } else {
+            let fits = (Self::max_binding(device) / (frames as u64 * 8)) as usize;
+            (fits / CHUNK_ALIGN * CHUNK_ALIGN).max(CHUNK_ALIGN)
+        };
+        if let Some(cap) = self.max_page {
+            page = page.min(cap);
+        }
+        // A chunk never straddles two pages: shrink the chunk to the page, then round the page
+        // down to whole chunks.
+        chunk = chunk.min(page).min(all);
+        page = if frames == 0 {
+            all.next_multiple_of(chunk)
+        } else {
+            page / chunk * chunk
+        };
+        RunShape {
+            n,
+            rpp,
+            chunk,
+            page,
+        }
     }
 
     /// The largest buffer `device` can bind whole.
@@ -655,10 +782,12 @@ impl GpuSampler {
             .min(limits.max_storage_buffer_binding_size)
     }
 
-    /// The most particles (a multiple of 64) whose trajectories over `frames` recorded frames
-    /// fit what [`Self::encode_sample`] can record on `device`: one buffer binding each.
-    pub fn max_recorded_particles(device: &wgpu::Device, frames: usize) -> usize {
-        let per_particle = frames.max(1) as u64 * 8;
+    /// The most particles (a multiple of 64) one [`Self::encode_sample`] run takes on `device`,
+    /// with classifier-free guidance (two network rows per particle) or without: the particle
+    /// state must fit one binding per buffer. Trajectories are paged, so they only need memory.
+    pub fn max_particles(device: &wgpu::Device, guided: bool) -> usize {
+        let rpp: u64 = if guided { 2 } else { 1 };
+        let per_particle = 16_u64.max(8 * rpp);
         (Self::max_binding(device) / per_particle) as usize / CHUNK_ALIGN * CHUNK_ALIGN
     }
 
@@ -676,23 +805,27 @@ impl GpuSampler {
         Ok(())
     }
 
-    /// Sizes the shared buffers and a set's tables and state for `shape` and `stages` stages.
+    /// Sizes the shared buffers and a set's tables, state and recording pages for `shape` and
+    /// `stages` stages; `recorded` is the bytes each particle records into positions, endpoints
+    /// and velocities (0: not recorded).
     fn prepare_set(
         &mut self,
         device: &wgpu::Device,
         grid: bool,
         shape: RunShape,
         stages: usize,
-        rec_bytes: [u64; 3],
+        recorded: [u64; 3],
     ) -> Result<(), GpuError> {
         let n = shape.n as u64;
         let rows = (shape.rpp * shape.chunk) as u64;
         let h = u64::from(self.offsets.hidden);
+        let page_len = shape.page.min(shape.n) as u64;
+        let page_bytes = recorded.map(|per| (per * page_len).max(16));
         let checks = [
             ("position", n * 8),
             ("state", n * 16),
             ("network input", n * shape.rpp as u64 * 8),
-            ("trajectory", rec_bytes.iter().copied().max().unwrap_or(0)),
+            ("trajectory", page_bytes.iter().copied().max().unwrap_or(0)),
         ];
         for (what, bytes) in checks {
             Self::check_size(device, what, shape.n, bytes)?;
@@ -720,9 +853,7 @@ impl GpuSampler {
         set.aux.ensure(device, n * 16);
         set.x_in.ensure(device, n * shape.rpp as u64 * 8);
         set.row_labels.ensure(device, n * shape.rpp as u64 * 4);
-        for (buffer, bytes) in set.rec.iter_mut().zip(rec_bytes) {
-            buffer.ensure(device, bytes);
-        }
+        set.ensure_pages(device, shape.num_pages(), page_bytes);
         set.stages.ensure(device, stage_bytes);
         set.chunks
             .ensure(device, shape.num_chunks() as u64 * TABLE_STRIDE);
@@ -763,8 +894,8 @@ impl GpuSampler {
         }
     }
 
-    /// Every stage of a run, in order, with the solver's weights computed exactly as
-    /// `Stepper::step` computes them.
+    /// Every solver stage of a run, in order, with the solver's weights computed exactly as
+    /// `Stepper::step` computes them (preconditioning still to fill in: `finish_stages`).
     fn build_stages(
         &self,
         template: StageUniform,
@@ -841,7 +972,6 @@ impl GpuSampler {
                 ..template
             });
         }
-        self.finish_stages(&mut stages);
         stages
     }
 
@@ -879,7 +1009,7 @@ impl GpuSampler {
                 p0: p0 as u32,
                 len: len as u32,
                 rpp: shape.rpp as u32,
-                pad: 0,
+                rec_p0: (p0 / shape.page * shape.page) as u32,
             };
             chunk_table[c * stride..][..size_of::<ChunkUniform>()]
                 .copy_from_slice(bytemuck::bytes_of(&chunk));
@@ -954,6 +1084,28 @@ impl GpuSampler {
         config: &SamplerConfig,
         record: Record,
     ) -> Result<(), GpuError> {
+        self.begin_sample(device, queue, x0, labels, cfg_scale, config, record)?;
+        self.encode_slice(device, encoder, u64::MAX);
+        Ok(())
+    }
+
+    /// Begins a sampling run to be encoded a slice at a time with [`Self::encode_slice`]:
+    /// checks the inputs, sizes the buffers and uploads `x0` and the run's tables through
+    /// `queue` (they land before the next submission). A run still being encoded is dropped.
+    /// Until the last slice is encoded, [`Self::recorded_pages`] and [`Self::times`] stay those
+    /// of the previous run, so it can be drawn meanwhile.
+    #[allow(clippy::too_many_arguments, reason = "the inputs of one sampling run")]
+    pub fn begin_sample(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        x0: &[[f32; 2]],
+        labels: Option<&[u32]>,
+        cfg_scale: f32,
+        config: &SamplerConfig,
+        record: Record,
+    ) -> Result<(), GpuError> {
+        self.pending = None;
         config.validate()?;
         if !cfg_scale.is_finite() {
             return Err(config_error(format!(
@@ -963,64 +1115,120 @@ impl GpuSampler {
         let n = x0.len();
         let times = time_grid(config.steps, config.rescale_t);
         let frames = times.len();
-        self.last = LastRun {
+        let recorded = [
+            u64::from(record.positions) * frames as u64 * 8,
+            u64::from(record.endpoints) * (frames as u64 - 1) * 8,
+            u64::from(record.velocities) * frames as u64 * 8,
+        ];
+        let any_recorded = recorded.iter().any(|&b| b > 0);
+        let (rpp, classes) = self.row_plan(n, labels, cfg_scale)?;
+        let shape = self.plan(device, n, rpp, if any_recorded { frames } else { 0 });
+        let last = LastRun {
             n,
+            page: shape.page,
             times: times.clone(),
             record,
             nfe: config.nfe() + usize::from(record.velocities),
         };
         if n == 0 {
+            self.last = last;
             return Ok(());
         }
-        let (rpp, classes) = self.row_plan(n, labels, cfg_scale)?;
-        let shape = RunShape {
-            n,
-            rpp,
-            chunk: self.chunk_size(device, n, rpp),
-        };
-        let per = |on: bool, f: usize| if on { (n * f * 8) as u64 } else { 16 };
-        let rec_bytes = [
-            per(record.positions, frames),
-            per(record.endpoints, frames - 1),
-            per(record.velocities, frames),
-        ];
         let template = self.stage_template(frames, record, cfg_scale, rpp);
-        let stages = self.build_stages(template, &times, config, record);
-        self.prepare_set(device, false, shape, stages.len(), rec_bytes)?;
+        // Stage 0 sets up the state from the uploaded x0: probe = x0, acc = 0 and the network
+        // input in(t0)·x0 in chunk layout (`finish_stages` gives it the first stage's input).
+        let mut stages = vec![StageUniform {
+            t: times[0],
+            kind: KIND_INIT,
+            ..template
+        }];
+        stages.extend(self.build_stages(template, &times, config, record));
+        self.finish_stages(&mut stages);
+        self.prepare_set(device, false, shape, stages.len(), recorded)?;
         self.write_tables(queue, false, shape, &classes);
         Self::write_stages(queue, &self.particles, &stages);
-
-        // Initial state: x = probe = x0, acc = 0, network input = in(t0)·x0 in chunk layout.
-        let input = self.path.preconditioning(times[0]).input;
-        let mut aux = Vec::with_capacity(n * 4);
-        for p in x0 {
-            aux.extend_from_slice(&[p[0], p[1], 0.0, 0.0]);
-        }
-        let mut x_in = Vec::with_capacity(n * rpp * 2);
-        for (p0, len) in shape.chunks() {
-            for _ in 0..rpp {
-                for p in &x0[p0..p0 + len] {
-                    x_in.extend_from_slice(&[input * p[0], input * p[1]]);
-                }
-            }
-        }
         queue.write_buffer(&self.particles.pos.buffer, 0, bytemuck::cast_slice(x0));
-        queue.write_buffer(&self.particles.aux.buffer, 0, bytemuck::cast_slice(&aux));
-        queue.write_buffer(&self.particles.x_in.buffer, 0, bytemuck::cast_slice(&x_in));
-
-        self.encode_stages(device, encoder, false, shape, stages.len());
+        self.pending = Some(PendingRun {
+            shape,
+            stages: stages.len(),
+            next_op: 0,
+            last,
+        });
         Ok(())
     }
 
-    /// Encodes `stages` stages of a prepared set: the label rows once, then per stage the time
-    /// branch and, chunk by chunk, the network and the solver stage.
-    fn encode_stages(
+    /// Network evaluations (rows) the run begun by [`Self::begin_sample`] still has to encode;
+    /// 0 when it is finished (or there is none).
+    pub fn remaining_evaluations(&self) -> u64 {
+        self.pending.as_ref().map_or(0, |run| {
+            let nc = run.shape.num_chunks();
+            (run.next_op..run.stages * nc)
+                .map(|op| Self::op_cost(run.shape, nc, op))
+                .sum()
+        })
+    }
+
+    /// Network rows evaluated by operation `op` (stage 0, the set-up, evaluates none).
+    fn op_cost(shape: RunShape, chunks: usize, op: usize) -> u64 {
+        if op < chunks {
+            return 0;
+        }
+        let (_, len) = shape.chunk_at(op % chunks);
+        (len * shape.rpp) as u64
+    }
+
+    /// Encodes the next slice of the run begun by [`Self::begin_sample`]: whole (stage, chunk)
+    /// operations in order, as many as fit `max_evaluations` network rows (at least one).
+    /// Returns whether the run is finished, which makes its recordings the ones
+    /// [`Self::recorded_pages`] returns. Submit slices in order; nothing else may run on this
+    /// sampler in between.
+    pub fn encode_slice(
+        &mut self,
+        device: &wgpu::Device,
+        encoder: &mut wgpu::CommandEncoder,
+        max_evaluations: u64,
+    ) -> bool {
+        let Some(run) = self.pending.as_ref() else {
+            return true;
+        };
+        let (shape, stages, start) = (run.shape, run.stages, run.next_op);
+        let nc = shape.num_chunks();
+        let total = stages * nc;
+        let mut end = start;
+        let mut spent = 0_u64;
+        while end < total {
+            let cost = Self::op_cost(shape, nc, end);
+            if end > start && spent.saturating_add(cost) > max_evaluations {
+                break;
+            }
+            spent = spent.saturating_add(cost);
+            end += 1;
+        }
+        self.encode_ops(device, encoder, false, shape, start..end);
+        if end < total {
+            if let Some(run) = self.pending.as_mut() {
+                run.next_op = end;
+            }
+            return false;
+        }
+        if let Some(run) = self.pending.take() {
+            self.last = run.last;
+            self.particles.front = 1 - self.particles.front;
+        }
+        true
+    }
+
+    /// Encodes operations `ops` (`stage · chunks + chunk`) of a prepared set, recording into its
+    /// back pages: the label rows at the run's start, the time branch at each stage's first
+    /// operation in the range, then per chunk the network and the solver stage. The particles'
+    /// stage 0 is the set-up (`INIT`), which evaluates nothing.
+    fn encode_ops(
         &self,
         device: &wgpu::Device,
         encoder: &mut wgpu::CommandEncoder,
         grid: bool,
         shape: RunShape,
-        stages: usize,
+        ops: std::ops::Range<usize>,
     ) {
         let set = if grid { &self.grid } else { &self.particles };
         let depth = self.mlp.config().depth;
@@ -1098,27 +1306,32 @@ impl GpuSampler {
                 })
             })
             .collect();
-        let [rp, re, rv] = &set.rec;
-        let ode_bg = self.ode_stage.bind(
-            device,
-            &[
-                f_out,
-                &set.pos.buffer,
-                &set.aux.buffer,
-                &set.x_in.buffer,
-                &rp.buffer,
-                &re.buffer,
-                &rv.buffer,
-                &set.stages.buffer,
-                &set.chunks.buffer,
-            ],
-        );
+        // The solver stage records into the page its chunk lies in.
+        let ode_bgs: Vec<wgpu::BindGroup> = set.back()[..shape.num_pages()]
+            .iter()
+            .map(|[rp, re, rv]| {
+                self.ode_stage.bind(
+                    device,
+                    &[
+                        f_out,
+                        &set.pos.buffer,
+                        &set.aux.buffer,
+                        &set.x_in.buffer,
+                        &rp.buffer,
+                        &re.buffer,
+                        &rv.buffer,
+                        &set.stages.buffer,
+                        &set.chunks.buffer,
+                    ],
+                )
+            })
+            .collect();
 
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("flowplay::sampler"),
             timestamp_writes: None,
         });
-        if let Some(bg) = &label_bg {
+        if let Some(bg) = label_bg.as_ref().filter(|_| ops.start == 0) {
             let total = self.offsets.hidden * Self::class_rows_of(&self.mlp) as u32;
             let [x, y, z] = grid_1d(total);
             pass.set_pipeline(&self.label_rows.pipeline);
@@ -1126,12 +1339,21 @@ impl GpuSampler {
             pass.dispatch_workgroups(x, y, z);
         }
         let h = self.offsets.hidden;
-        for stage in 0..stages {
+        let nc = shape.num_chunks();
+        let mut branch_for = None;
+        for op in ops {
+            let (stage, c) = (op / nc, op % nc);
+            let (p0, len) = shape.chunk_at(c);
             let stage_offset = (stage as u64 * TABLE_STRIDE) as u32;
-            pass.set_pipeline(&self.time_branch.pipeline);
-            pass.set_bind_group(0, &time_bg, &[stage_offset]);
-            pass.dispatch_workgroups(1, 1, 1);
-            for (c, (_, len)) in shape.chunks().enumerate() {
+            // The particles' stage 0 sets up their state (the grid's is set up by `grid_points`).
+            let setup = !grid && stage == 0;
+            if !setup && branch_for != Some(stage) {
+                pass.set_pipeline(&self.time_branch.pipeline);
+                pass.set_bind_group(0, &time_bg, &[stage_offset]);
+                pass.dispatch_workgroups(1, 1, 1);
+                branch_for = Some(stage);
+            }
+            if !setup {
                 let rows = (shape.rpp * len) as u32;
                 pass.set_pipeline(&self.linear.pipeline);
                 for j in 1..=depth {
@@ -1156,12 +1378,12 @@ impl GpuSampler {
                     };
                     pass.dispatch_workgroups(outputs.div_ceil(64), rows.div_ceil(64), 1);
                 }
-                let chunk_offset = (c as u64 * TABLE_STRIDE) as u32;
-                let [x, y, z] = grid_1d(len as u32);
-                pass.set_pipeline(&self.ode_stage.pipeline);
-                pass.set_bind_group(0, &ode_bg, &[stage_offset, chunk_offset]);
-                pass.dispatch_workgroups(x, y, z);
             }
+            let chunk_offset = (c as u64 * TABLE_STRIDE) as u32;
+            let [x, y, z] = grid_1d(len as u32);
+            pass.set_pipeline(&self.ode_stage.pipeline);
+            pass.set_bind_group(0, &ode_bgs[p0 / shape.page], &[stage_offset, chunk_offset]);
+            pass.dispatch_workgroups(x, y, z);
         }
     }
 
@@ -1173,6 +1395,12 @@ impl GpuSampler {
         device: &wgpu::Device,
         queue: &wgpu::Queue,
     ) -> Result<SampleOutput, GpuError> {
+        if self.pending.is_some() {
+            return Err(config_error(
+                "a sampling run is still being encoded slice by slice; read it when finished"
+                    .to_string(),
+            ));
+        }
         let last = &self.last;
         let n = last.n;
         let frames = last.times.len();
@@ -1182,21 +1410,39 @@ impl GpuSampler {
             }
             buffers::read_pod::<[f32; 2]>(device, queue, buffer, 0, len)
         };
-        let [rp, re, rv] = &self.particles.rec;
         let record = last.record;
-        let trajectories = Trajectories {
+        let mut trajectories = Trajectories {
             times: last.times.clone(),
-            positions: read_points(&rp.buffer, if record.positions { n * frames } else { 0 })?,
-            endpoints: read_points(
-                &re.buffer,
-                if record.endpoints {
-                    n * (frames - 1)
-                } else {
-                    0
-                },
-            )?,
-            velocities: read_points(&rv.buffer, if record.velocities { n * frames } else { 0 })?,
+            ..Trajectories::default()
         };
+        for page in self.recorded_pages() {
+            let len = page.len;
+            let parts = [
+                (
+                    record.positions,
+                    page.positions,
+                    frames,
+                    &mut trajectories.positions,
+                ),
+                (
+                    record.endpoints,
+                    page.endpoints,
+                    frames - 1,
+                    &mut trajectories.endpoints,
+                ),
+                (
+                    record.velocities,
+                    page.velocities,
+                    frames,
+                    &mut trajectories.velocities,
+                ),
+            ];
+            for (on, buffer, per, out) in parts {
+                if on {
+                    out.extend(read_points(buffer, len * per)?);
+                }
+            }
+        }
         Ok(SampleOutput {
             x: read_points(&self.particles.pos.buffer, n)?,
             trajectories,
@@ -1347,11 +1593,8 @@ impl GpuSampler {
         let n = n64 as usize;
         let labels = label.map(|l| vec![l; n]);
         let (rpp, classes) = self.row_plan(n, labels.as_deref(), cfg_scale)?;
-        let shape = RunShape {
-            n,
-            rpp,
-            chunk: self.chunk_size(device, n, rpp),
-        };
+        // One recording page (frames 0): at most 2^24 velocities, which one binding holds.
+        let shape = self.plan(device, n, rpp, 0);
         let record = Record {
             velocities: true,
             ..Record::NONE
@@ -1363,7 +1606,7 @@ impl GpuSampler {
             ..self.stage_template(1, record, cfg_scale, rpp)
         }];
         self.finish_stages(&mut stages);
-        self.prepare_set(device, true, shape, 1, [16, 16, n64 * 8])?;
+        self.prepare_set(device, true, shape, 1, [0, 0, 8])?;
         self.write_tables(queue, true, shape, &classes);
         Self::write_stages(queue, &self.grid, &stages);
         let [dx, dy] = rect.cell(nx, ny);
@@ -1400,7 +1643,8 @@ impl GpuSampler {
             let [x, y, z] = grid_1d(n as u32);
             pass.dispatch_workgroups(x, y, z);
         }
-        self.encode_stages(device, encoder, true, shape, 1);
+        self.encode_ops(device, encoder, true, shape, 0..shape.num_chunks());
+        self.grid.front = 1 - self.grid.front;
         self.grid_len = n;
         Ok(())
     }
@@ -1441,7 +1685,7 @@ impl GpuSampler {
         let flat = buffers::read_pod::<f32>(
             device,
             queue,
-            &self.grid.rec[2].buffer,
+            self.velocity_grid_buffer(),
             0,
             2 * self.grid_len,
         )?;

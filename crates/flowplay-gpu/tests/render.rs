@@ -1,6 +1,6 @@
 //! The particle render pipeline, drawn offscreen and read back: each particle appears where the
 //! CPU's interpolation of its trajectory puts it, trails follow the recorded path up to t, and
-//! predicted endpoints are drawn where recorded.
+//! predicted endpoints are drawn where recorded; a run split into pages draws the same picture.
 
 #[allow(
     unreachable_pub,
@@ -10,7 +10,12 @@ mod common;
 
 use common::gpu;
 
-use flowplay_gpu::{DrawFrame, ParticleRenderer, ParticleSource, Rgba, segment_at};
+use flowplay_core::mlp::{Mlp, MlpConfig};
+use flowplay_core::path::Path;
+use flowplay_core::sampler::{Record, SamplerConfig, Solver};
+use flowplay_gpu::{
+    DrawFrame, GpuSampler, ParticleRenderer, ParticleSource, Rgba, SourcePage, segment_at,
+};
 use wgpu::util::DeviceExt;
 
 const FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
@@ -97,11 +102,21 @@ fn render(source: &ParticleSource, frame: &DrawFrame) -> Option<Vec<[u8; 4]>> {
 }
 
 /// A source of `paths` (one trajectory per particle over `times`), uploaded as the sampler lays
-/// them out; endpoints likewise.
+/// them out in one page; endpoints likewise.
 fn source(
     paths: &[Vec<[f32; 2]>],
     endpoints: Option<&[Vec<[f32; 2]>]>,
     times: &[f32],
+) -> ParticleSource {
+    paged_source(paths, endpoints, times, paths.len().max(1))
+}
+
+/// [`source`] split into pages of `page` particles.
+fn paged_source(
+    paths: &[Vec<[f32; 2]>],
+    endpoints: Option<&[Vec<[f32; 2]>]>,
+    times: &[f32],
+    page: usize,
 ) -> ParticleSource {
     let gpu = gpu().expect("checked by the caller");
     let upload = |points: Vec<[f32; 2]>| {
@@ -112,10 +127,20 @@ fn source(
                 usage: wgpu::BufferUsages::STORAGE,
             })
     };
+    let pages = (0..paths.len())
+        .step_by(page)
+        .map(|first| {
+            let range = first..paths.len().min(first + page);
+            SourcePage {
+                first,
+                len: range.len(),
+                positions: upload(paths[range.clone()].concat()),
+                endpoints: endpoints.map(|e| upload(e[range].concat())),
+            }
+        })
+        .collect();
     ParticleSource {
-        positions: upload(paths.concat()),
-        endpoints: endpoints.map(|e| upload(e.concat())),
-        n: paths.len(),
+        pages,
         times: times.to_vec(),
     }
 }
@@ -264,7 +289,110 @@ fn a_source_smaller_than_claimed_draws_nothing() {
         return;
     }
     let mut src = source(&paths, None, &times);
-    src.n = 1000;
+    src.pages[0].len = 1000;
     let pixels = render(&src, &frame(0.5)).expect("a GPU");
     assert!(pixels.iter().all(|&p| p == BACKGROUND));
+}
+
+/// One trajectory (or list of endpoints) per particle.
+type Paths = Vec<Vec<[f32; 2]>>;
+
+/// Many particles on a spiral, with endpoints, so that pages and classes overlap on screen.
+fn spiral(n: usize, times: &[f32]) -> (Paths, Paths) {
+    let paths = (0..n)
+        .map(|i| {
+            let a = i as f32 * 0.37;
+            times
+                .iter()
+                .map(|&t| {
+                    let r = 0.3 + 1.2 * t + 0.002 * i as f32;
+                    [0.5 + r * (a + t).cos(), -0.25 + r * (a + t).sin()]
+                })
+                .collect()
+        })
+        .collect::<Paths>();
+    let endpoints = paths.iter().map(|p| p[1..].to_vec()).collect();
+    (paths, endpoints)
+}
+
+#[test]
+fn a_run_split_into_pages_draws_the_same_pixels() {
+    if gpu().is_none() {
+        return;
+    }
+    let times = [0.0, 0.2, 0.5, 0.8, 1.0];
+    let (paths, endpoints) = spiral(203, &times);
+    let whole = source(&paths, Some(&endpoints), &times);
+    let mut f = frame(0.6);
+    // Trails stop inside the second page; three classes make the page's first particle count.
+    f.trails_for = 90;
+    f.endpoints = true;
+    f.classes = 3;
+    f.palette = [Rgba([1.0, 0.0, 1.0, 0.8]); 8];
+    f.palette[1] = Rgba([0.2, 0.9, 0.9, 0.7]);
+    f.palette[2] = Rgba(DOT);
+    let expected = render(&whole, &f).expect("a GPU");
+    assert!(expected.iter().filter(|&&p| p != BACKGROUND).count() > 300);
+    for page in [1, 64, 67, 200] {
+        let paged = paged_source(&paths, Some(&endpoints), &times, page);
+        assert_eq!(paged.num_particles(), paths.len());
+        let pixels = render(&paged, &f).expect("a GPU");
+        let differ = pixels.iter().zip(&expected).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 0, "pages of {page}: {differ} pixels differ");
+    }
+}
+
+#[test]
+fn the_samplers_pages_draw_what_one_page_draws() {
+    let Some(gpu) = gpu() else {
+        return;
+    };
+    let (device, queue) = (&gpu.device, &gpu.queue);
+    let mlp = Mlp::new(MlpConfig {
+        hidden: 16,
+        depth: 2,
+        t_dim: 16,
+        t_scale: 1.0,
+        num_classes: 0,
+    })
+    .expect("a small network");
+    let params = mlp.init_params(7);
+    let x0: Vec<[f32; 2]> = (0..301)
+        .map(|i| {
+            let a = i as f32 * 0.61;
+            [a.cos() * (1.0 + 0.004 * i as f32), a.sin()]
+        })
+        .collect();
+    let config = SamplerConfig::new(Solver::Heun, 5);
+    let record = Record {
+        positions: true,
+        endpoints: true,
+        velocities: false,
+    };
+    let mut f = frame(0.55);
+    f.world_per_px = 0.06;
+    f.trails_for = 150;
+    f.endpoints = true;
+    let mut draws = Vec::new();
+    for page in [None, Some(64), Some(128)] {
+        let mut sampler = GpuSampler::new(device, &mlp, Path::RECTIFIED_FLOW).expect("a sampler");
+        sampler.set_params(queue, &params).expect("parameters");
+        sampler.set_max_page(page);
+        sampler.set_max_chunk(Some(64));
+        let mut encoder = device.create_command_encoder(&Default::default());
+        sampler
+            .encode_sample(device, queue, &mut encoder, &x0, None, 1.0, &config, record)
+            .expect("a run");
+        queue.submit([encoder.finish()]);
+        let src = ParticleSource::from_sampler(&sampler);
+        let expected_pages = page.map_or(1, |p| x0.len().div_ceil(p));
+        assert_eq!(src.pages.len(), expected_pages, "pages of {page:?}");
+        assert_eq!(src.num_particles(), x0.len());
+        draws.push(render(&src, &f).expect("a GPU"));
+    }
+    assert!(draws[0].iter().filter(|&&p| p != BACKGROUND).count() > 300);
+    for (i, pixels) in draws.iter().enumerate().skip(1) {
+        let differ = pixels.iter().zip(&draws[0]).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 0, "draw {i}: {differ} pixels differ from one page");
+    }
 }

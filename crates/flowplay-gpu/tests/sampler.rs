@@ -401,8 +401,102 @@ fn many_chunks_give_the_same_result_as_one() {
         compare(&what, &chunked, &whole, FORWARD);
         let want = cpu_sample(&mlp, &params, path, &config, &x0, labels, 2.5, Record::ALL);
         compare(&what, &chunked, &want, TRAJECTORY);
+        // Recording pages of 192 particles (3 chunks): 6 pages, the last one partial; and pages
+        // smaller than a chunk, which shrink the chunks to 128.
+        for page in [192, 100] {
+            sampler.set_max_page(Some(page));
+            sampler.set_max_chunk(if page == 192 { Some(64) } else { None });
+            let paged = sampler
+                .sample(
+                    &gpu.device,
+                    &gpu.queue,
+                    &x0,
+                    labels,
+                    2.5,
+                    &config,
+                    Record::ALL,
+                )
+                .unwrap();
+            let pages = sampler.recorded_pages();
+            let expected = n.div_ceil(page.next_multiple_of(64));
+            assert_eq!(pages.len(), expected, "pages of {page}");
+            let what = format!("pages of {page}, {num_classes} classes");
+            compare(&what, &paged, &whole, FORWARD);
+        }
+        sampler.set_max_page(None);
         sampler.set_max_chunk(None);
     }
+}
+
+#[test]
+fn a_run_encoded_in_slices_matches_one_encoded_at_once() {
+    let Some(gpu) = common::gpu() else { return };
+    let (device, queue) = (&gpu.device, &gpu.queue);
+    let (mlp, params) = network(33, 3, 1.0, 3, 71);
+    let mut sampler = GpuSampler::new(device, &mlp, VE).unwrap();
+    sampler.set_params(queue, &params).unwrap();
+    sampler.set_max_chunk(Some(64));
+    let n = 300;
+    let x0 = points(n, 2.0, 72);
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 4).collect();
+    let config = SamplerConfig::new(Solver::Heun, 4);
+    let whole = sampler
+        .sample(device, queue, &x0, Some(&labels), 2.0, &config, Record::ALL)
+        .unwrap();
+    // An earlier, different run is what stays drawn while the next is encoded.
+    let before = SamplerConfig::new(Solver::Euler, 2);
+    sampler
+        .sample(device, queue, &x0[..100], None, 1.0, &before, Record::ALL)
+        .unwrap();
+    sampler
+        .begin_sample(device, queue, &x0, Some(&labels), 2.0, &config, Record::ALL)
+        .unwrap();
+    // 300 particles × 2 rows (guidance) × 9 evaluating stages (8 of Heun's, and the final
+    // velocity) = 5400 rows.
+    assert_eq!(sampler.remaining_evaluations(), 5400);
+    let mut slices = 0;
+    loop {
+        let mut encoder = device.create_command_encoder(&Default::default());
+        // 200 rows: one chunk of 64 guided particles (128 rows) a slice, and the set-up.
+        let done = sampler.encode_slice(device, &mut encoder, 200);
+        queue.submit([encoder.finish()]);
+        slices += 1;
+        if done {
+            break;
+        }
+        assert_eq!(sampler.num_particles(), 100, "slice {slices}");
+        assert_eq!(sampler.times().len(), 3, "slice {slices}");
+        assert_eq!(sampler.recorded_pages()[0].len, 100);
+        assert!(sampler.read_output(device, queue).is_err());
+    }
+    assert_eq!(sampler.remaining_evaluations(), 0);
+    // 9 stages × 5 chunks of at most 128 rows, one a slice; the set-up rides with the first.
+    assert_eq!(slices, 45);
+    let sliced = sampler.read_output(device, queue).unwrap();
+    compare("sliced", &sliced, &whole, FORWARD);
+}
+
+#[test]
+fn an_empty_run_samples_nothing() {
+    let Some(gpu) = common::gpu() else { return };
+    let (mlp, params) = network(7, 2, 1.0, 0, 81);
+    let mut sampler = GpuSampler::new(&gpu.device, &mlp, Path::RECTIFIED_FLOW).unwrap();
+    sampler.set_params(&gpu.queue, &params).unwrap();
+    let config = SamplerConfig::new(Solver::Rk4, 3);
+    let out = sampler
+        .sample(
+            &gpu.device,
+            &gpu.queue,
+            &[],
+            None,
+            1.0,
+            &config,
+            Record::ALL,
+        )
+        .unwrap();
+    assert!(out.x.is_empty() && out.trajectories.positions.is_empty());
+    assert!(sampler.recorded_pages().is_empty());
+    assert_eq!(sampler.remaining_evaluations(), 0);
 }
 
 #[test]
@@ -491,8 +585,9 @@ fn too_many_particles_for_the_buffers_is_a_clear_error() {
     let (mlp, params) = network(7, 2, 1.0, 0, 51);
     let mut sampler = GpuSampler::new(&gpu.device, &mlp, Path::RECTIFIED_FLOW).unwrap();
     sampler.set_params(&gpu.queue, &params).unwrap();
-    // 2 M particles × 101 frames × 8 bytes of recorded positions: 1.6 GB.
-    let x0 = vec![[0.0_f32; 2]; 2_000_000];
+    // Recorded trajectories are paged, but the state (16 bytes a particle) must fit one binding:
+    // 9 M particles need 144 MB, over WebGPU's default of 128 MiB.
+    let x0 = vec![[0.0_f32; 2]; 9_000_000];
     let config = SamplerConfig::new(Solver::Euler, 100);
     let err = sampler
         .sample(
@@ -506,7 +601,7 @@ fn too_many_particles_for_the_buffers_is_a_clear_error() {
         )
         .unwrap_err();
     assert!(matches!(err, GpuError::Limits(_)), "{err}");
-    assert!(err.to_string().contains("2000000 particles"), "{err}");
+    assert!(err.to_string().contains("9000000 particles"), "{err}");
     // Bad inputs are configuration errors.
     let err = sampler
         .sample(
