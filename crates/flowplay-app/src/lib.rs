@@ -7,6 +7,8 @@
 //! (WebGL) the CPU reference (`flowplay-core`) trains instead, with everything else the same.
 
 mod app;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 mod canvas;
 mod engine;
 mod paint;

@@ -3,24 +3,138 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 #[cfg(not(target_arch = "wasm32"))]
-fn main() -> eframe::Result {
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--bench") {
+        return bench(&args[1..]);
+    }
+    if args.first().is_some_and(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return std::process::ExitCode::SUCCESS;
+    }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1100.0, 760.0])
             .with_min_inner_size([640.0, 480.0]),
         ..Default::default()
     };
-    eframe::run_native(
+    let run = eframe::run_native(
         "flowplay",
         options,
         // Settings as in the web page's URL hash, e.g. `flowplay-app 'train=1&solver=heun'`.
         Box::new(|cc| {
             Ok(Box::new(flowplay_app::PlaygroundApp::with_query(
                 cc,
-                std::env::args().nth(1),
+                args.first().cloned(),
             )))
         }),
-    )
+    );
+    match run {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowplay: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+const USAGE: &str = "\
+usage: flowplay-app [SETTINGS]
+       flowplay-app --bench [--particles N,N,...] [--seconds S] [--size WxH] [--no-vsync]
+                            [SETTINGS]
+
+SETTINGS are the web page's URL hash, e.g. 'train=1&solver=heun&particles=100000'.
+--bench renders the playground offscreen while it trains on the GPU and prints the frame rate
+and training speed for each particle count (default 10000,100000,300000,1000000; 5 s each),
+presenting at 60 Hz as with vsync (--no-vsync: frames back to back).";
+
+/// `--bench`: the offscreen frame-rate benchmark.
+#[cfg(not(target_arch = "wasm32"))]
+fn bench(args: &[String]) -> std::process::ExitCode {
+    use flowplay_app::bench;
+
+    let parsed = (|| -> Result<bench::BenchOptions, String> {
+        let mut options = bench::BenchOptions::default();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = |flag: &str| {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match arg.as_str() {
+                "--particles" => {
+                    options.particles = value(arg)?
+                        .split(',')
+                        .map(|n| {
+                            n.trim()
+                                .replace('_', "")
+                                .parse()
+                                .ok()
+                                .filter(|&n: &usize| n > 0)
+                                .ok_or_else(|| format!("--particles: {n:?} is not a count"))
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                "--seconds" => {
+                    options.seconds = value(arg)?
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                        .ok_or("--seconds takes a positive number")?;
+                }
+                "--size" => {
+                    let size = value(arg)?;
+                    let parts: Vec<u32> = size.split('x').filter_map(|p| p.parse().ok()).collect();
+                    match parts[..] {
+                        [w, h] if w > 0 && h > 0 && w <= 8192 && h <= 8192 => options.size = [w, h],
+                        _ => return Err(format!("--size takes WxH, e.g. 1280x800, got {size:?}")),
+                    }
+                }
+                "--no-vsync" => options.vsync = false,
+                other if other.starts_with("--") => {
+                    return Err(format!("unknown option {other}\n\n{USAGE}"));
+                }
+                query => options.query = query.to_string(),
+            }
+        }
+        Ok(options)
+    })();
+    let options = match parsed {
+        Ok(options) => options,
+        Err(why) => {
+            eprintln!("flowplay-app --bench: {why}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let result = bench::render_state().and_then(|rs| {
+        println!(
+            "flowplay playground offscreen, {}x{}, on {}",
+            options.size[0],
+            options.size[1],
+            bench::describe(&rs)
+        );
+        bench::run(&rs, &options, |figure| {
+            println!("{}", figure.line());
+            if let Some(notice) = &figure.notice {
+                println!("          notice: {notice}");
+            }
+        })
+    });
+    match result {
+        Ok(figures) => {
+            match bench::held(&figures, bench::TARGET_FPS) {
+                Some(n) => println!("held {} fps with up to {n} particles", bench::TARGET_FPS),
+                None => println!("no particle count held {} fps", bench::TARGET_FPS),
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("flowplay-app --bench: {why}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

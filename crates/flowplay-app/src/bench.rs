@@ -1,0 +1,351 @@
+//! The playground's frame rate offscreen (native only): the real app — training, particle
+//! refreshes, evaluations and the whole egui UI with its particle paint callback — rendered by
+//! `egui_wgpu` into an offscreen texture, frame after frame, with at most two frames in flight
+//! as a swapchain allows, presented at 60 Hz as with vsync (a late frame waits for the next
+//! tick) unless told otherwise. `flowplay-app --bench` prints one line per particle count.
+
+use std::time::{Duration, Instant};
+
+use eframe::egui_wgpu::{self, RenderState, ScreenDescriptor, WgpuConfiguration};
+
+use crate::PlaygroundApp;
+
+/// How long a frame may take before the benchmark gives up on the device.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+/// A frame rate to hold.
+pub const TARGET_FPS: f64 = 60.0;
+
+/// What to measure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchOptions {
+    /// Particle counts to measure, one run each.
+    pub particles: Vec<usize>,
+    /// Seconds measured per count, after the warm-up.
+    pub seconds: f64,
+    /// Seconds of warm-up per count (after the first particles are drawn).
+    pub warmup: f64,
+    /// The window's size in pixels.
+    pub size: [u32; 2],
+    /// Present at 60 Hz as a display with vsync does; otherwise frames run back to back.
+    pub vsync: bool,
+    /// More settings, in the URL hash's form (`solver=rk4&steps=16`); `compute=gpu` and
+    /// `train=1` unless it says otherwise.
+    pub query: String,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            particles: vec![10_000, 100_000, 300_000, 1_000_000],
+            seconds: 5.0,
+            warmup: 1.0,
+            size: [1280, 800],
+            vsync: true,
+            query: String::new(),
+        }
+    }
+}
+
+/// One particle count's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchFigure {
+    /// Particles asked for.
+    pub particles: usize,
+    /// Particles drawn (fewer when clamped to the device's limits).
+    pub drawn: usize,
+    /// Frames per second over the measured seconds.
+    pub fps: f64,
+    /// The median frame time in milliseconds.
+    pub median_ms: f64,
+    /// The 95th-percentile frame time in milliseconds.
+    pub p95_ms: f64,
+    /// The median CPU time of a frame in milliseconds: the app's logic and UI, tessellation and
+    /// encoding (the rest of a frame is waiting for the GPU, or for the next 60 Hz tick).
+    pub cpu_ms: f64,
+    /// Training steps per second while the frames ran.
+    pub steps_per_sec: f64,
+    /// Particle refreshes (re-integrations from the current weights) per second.
+    pub refreshes_per_sec: f64,
+    /// "gpu" or "cpu".
+    pub backend: &'static str,
+    /// The app's notice at the end, if any (e.g. a clamped particle count).
+    pub notice: Option<String>,
+}
+
+impl BenchFigure {
+    /// One line of text.
+    pub fn line(&self) -> String {
+        let drawn = if self.drawn == self.particles {
+            String::new()
+        } else {
+            format!(" (drawn {})", self.drawn)
+        };
+        format!(
+            "{:>9} particles{drawn}: {:6.1} fps (median {:.1} ms, p95 {:.1} ms, CPU {:.1} ms), \
+             {:7.1} training steps/s, {:.2} particle refreshes/s, {} backend",
+            self.particles,
+            self.fps,
+            self.median_ms,
+            self.p95_ms,
+            self.cpu_ms,
+            self.steps_per_sec,
+            self.refreshes_per_sec,
+            self.backend
+        )
+    }
+}
+
+/// The renderer egui would get from eframe on this machine (the same adapter choice and device
+/// limits), without a window.
+pub fn render_state() -> Result<RenderState, String> {
+    let config = WgpuConfiguration::default();
+    let instance = pollster::block_on(config.wgpu_setup.new_instance());
+    pollster::block_on(RenderState::create(
+        &config,
+        &instance,
+        None,
+        egui_wgpu::RendererOptions::default(),
+    ))
+    .map_err(|e| format!("no wgpu device for the playground: {e}"))
+}
+
+/// The adapter's name and backend.
+pub fn describe(render_state: &RenderState) -> String {
+    let info = render_state.adapter.get_info();
+    format!(
+        "{} ({:?}, {:?}, driver {} {})",
+        info.name, info.backend, info.device_type, info.driver, info.driver_info
+    )
+}
+
+/// Measures each particle count of `options` on `render_state`'s device, calling `report`
+/// with each figure as it is taken.
+pub fn run(
+    render_state: &RenderState,
+    options: &BenchOptions,
+    mut report: impl FnMut(&BenchFigure),
+) -> Result<Vec<BenchFigure>, String> {
+    if options.seconds <= 0.0 || options.size.contains(&0) {
+        return Err("the measured time and the window size must be positive".to_string());
+    }
+    let mut figures = Vec::new();
+    for &particles in &options.particles {
+        let figure = measure(render_state, options, particles)?;
+        report(&figure);
+        figures.push(figure);
+    }
+    Ok(figures)
+}
+
+/// The largest particle count of `figures` that held `fps` frames per second.
+pub fn held(figures: &[BenchFigure], fps: f64) -> Option<usize> {
+    figures
+        .iter()
+        .filter(|f| f.fps >= fps)
+        .map(|f| f.drawn)
+        .max()
+}
+
+/// Frames of one egui context rendered offscreen.
+struct Offscreen<'a> {
+    rs: &'a RenderState,
+    ctx: egui::Context,
+    view: wgpu::TextureView,
+    screen: ScreenDescriptor,
+    started: Instant,
+    in_flight: Option<wgpu::SubmissionIndex>,
+    vsync: bool,
+}
+
+impl<'a> Offscreen<'a> {
+    fn new(rs: &'a RenderState, size: [u32; 2], vsync: bool) -> Self {
+        let texture = rs.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("flowplay::bench::frame"),
+            size: wgpu::Extent3d {
+                width: size[0],
+                height: size[1],
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: rs.target_format,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+            view_formats: &[],
+        });
+        Self {
+            rs,
+            ctx: egui::Context::default(),
+            view: texture.create_view(&wgpu::TextureViewDescriptor::default()),
+            screen: ScreenDescriptor {
+                size_in_pixels: size,
+                pixels_per_point: 1.0,
+            },
+            started: Instant::now(),
+            in_flight: None,
+            vsync,
+        }
+    }
+
+    /// Runs, renders and submits one frame of `app`, then waits for the frame before it (two
+    /// frames in flight, like a swapchain's default latency). Returns the CPU time spent before
+    /// the wait.
+    fn frame(&mut self, app: &mut PlaygroundApp) -> Result<Duration, String> {
+        let cpu = Instant::now();
+        let [w, h] = self.screen.size_in_pixels;
+        let input = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                egui::vec2(w as f32, h as f32),
+            )),
+            time: Some(self.started.elapsed().as_secs_f64()),
+            predicted_dt: 1.0 / TARGET_FPS as f32,
+            focused: true,
+            ..Default::default()
+        };
+        let mut output = self.ctx.run_ui(input, |ui| app.show(ui));
+        let (device, queue) = (&self.rs.device, &self.rs.queue);
+        let mut renderer = self.rs.renderer.write();
+        for (id, deltas) in output.textures_delta.set.drain() {
+            for delta in &deltas {
+                renderer.update_texture(device, queue, id, delta);
+            }
+        }
+        let jobs = self
+            .ctx
+            .tessellate(output.shapes, self.screen.pixels_per_point);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("flowplay::bench::frame"),
+        });
+        let callbacks = renderer.update_buffers(device, queue, &mut encoder, &jobs, &self.screen);
+        {
+            let mut pass = encoder
+                .begin_render_pass(&wgpu::RenderPassDescriptor {
+                    label: Some("flowplay::bench::frame"),
+                    color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                        view: &self.view,
+                        resolve_target: None,
+                        ops: wgpu::Operations {
+                            load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                            store: wgpu::StoreOp::Store,
+                        },
+                        depth_slice: None,
+                    })],
+                    ..Default::default()
+                })
+                .forget_lifetime();
+            renderer.render(&mut pass, &jobs, &self.screen);
+        }
+        let index = queue.submit(callbacks.into_iter().chain([encoder.finish()]));
+        for id in output.textures_delta.free.drain() {
+            renderer.free_texture(&id);
+        }
+        drop(renderer);
+        let cpu = cpu.elapsed();
+        if let Some(previous) = self.in_flight.replace(index) {
+            device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(previous),
+                    timeout: Some(FRAME_TIMEOUT),
+                })
+                .map_err(|e| format!("the GPU did not finish a frame: {e}"))?;
+        }
+        if self.vsync {
+            // Present at the next 60 Hz tick.
+            let period = 1.0 / TARGET_FPS;
+            let now = self.started.elapsed().as_secs_f64();
+            let tick = ((now / period).floor() + 1.0) * period;
+            std::thread::sleep(Duration::from_secs_f64(tick - now));
+        }
+        Ok(cpu)
+    }
+}
+
+fn measure(
+    rs: &RenderState,
+    options: &BenchOptions,
+    particles: usize,
+) -> Result<BenchFigure, String> {
+    let query = format!(
+        "compute=gpu&train=1&{}&particles={particles}",
+        options.query.trim_start_matches('#')
+    );
+    let mut screen = Offscreen::new(rs, options.size, options.vsync);
+    let mut app = PlaygroundApp::start(&screen.ctx, Some(rs), Some(query));
+    // Warm-up: until the first particles are drawn, then `warmup` seconds more.
+    let warm = Instant::now();
+    while app.status().flow_version < 1 {
+        screen.frame(&mut app)?;
+        if warm.elapsed() > FRAME_TIMEOUT {
+            return Err(format!(
+                "{particles} particles were not drawn within {} s",
+                FRAME_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    let warm = Instant::now();
+    while warm.elapsed().as_secs_f64() < options.warmup {
+        screen.frame(&mut app)?;
+    }
+    let before = app.status();
+    let started = Instant::now();
+    let mut times = Vec::new();
+    let mut cpu = Vec::new();
+    while started.elapsed().as_secs_f64() < options.seconds {
+        let frame = Instant::now();
+        cpu.push(screen.frame(&mut app)?.as_secs_f64() * 1e3);
+        times.push(frame.elapsed().as_secs_f64() * 1e3);
+    }
+    cpu.sort_by(f64::total_cmp);
+    let secs = started.elapsed().as_secs_f64();
+    let after = app.status();
+    times.sort_by(f64::total_cmp);
+    let quantile = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    Ok(BenchFigure {
+        particles,
+        drawn: after.particles_drawn,
+        fps: times.len() as f64 / secs,
+        median_ms: quantile(0.5),
+        p95_ms: quantile(0.95),
+        cpu_ms: cpu[cpu.len() / 2],
+        steps_per_sec: after.step.saturating_sub(before.step) as f64 / secs,
+        refreshes_per_sec: after.flow_version.saturating_sub(before.flow_version) as f64 / secs,
+        backend: after.backend,
+        notice: after.notice,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_playground_renders_offscreen_with_its_particles() {
+        let rs = match render_state() {
+            Ok(rs) => rs,
+            Err(e) => {
+                assert!(!flowplay_gpu::gpu_required(), "{e}");
+                return;
+            }
+        };
+        let options = BenchOptions {
+            particles: vec![300],
+            seconds: 0.5,
+            warmup: 0.0,
+            size: [640, 480],
+            vsync: false,
+            query: "width=32&batch=64&steps=4".to_string(),
+        };
+        let figures = run(&rs, &options, |_| {}).expect("frames");
+        let figure = &figures[0];
+        assert_eq!(figure.backend, "gpu", "{figure:?}");
+        assert_eq!(figure.drawn, 300, "{figure:?}");
+        assert!(
+            figure.fps > 0.0 && figure.p95_ms >= figure.median_ms,
+            "{figure:?}"
+        );
+        assert!(figure.steps_per_sec > 0.0, "training went on: {figure:?}");
+        assert_eq!(held(&figures, 0.0), Some(300));
+        assert!(figure.line().contains("300 particles"), "{}", figure.line());
+    }
+}
