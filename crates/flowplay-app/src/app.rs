@@ -19,8 +19,11 @@ use crate::web::{self, Status};
 
 /// How often the particles are re-integrated with the newest weights while training.
 const FLOW_REFRESH: Duration = Duration::from_millis(400);
-/// How often W2 against held-out data is measured while training.
+/// How often W2 against held-out data is measured while training, at most.
 const EVAL_EVERY: Duration = Duration::from_secs(2);
+/// An evaluation starts no sooner than this many times the last one's duration after it: on a
+/// software GPU one can take seconds, and training keeps at least four fifths of the device.
+const EVAL_PACE: f64 = 5.0;
 /// Seconds for the particles to travel from t = 0 to t = 1 at speed 1.
 const TRAVEL_SECS: f32 = 3.0;
 /// Data points drawn.
@@ -63,6 +66,16 @@ impl RoundPath {
             kind => kind.label().to_string(),
         }
     }
+}
+
+/// Whether the particles are due for a refresh while training, `since` seconds after the last
+/// one started, which took `took` seconds (`None`: still running). Refresh often, but keep
+/// sampling within frames (the CPU, a software GPU) under a fifth of the time, and a real GPU's
+/// (`slices`: a slice a frame) under half the frames. A refresh still running is never due: one
+/// that outlasts [`FLOW_REFRESH`] is not followed by the next at once.
+fn refresh_due(took: Option<f64>, since: f64, slices: bool) -> bool {
+    let share = if slices { 2.0 } else { 5.0 };
+    took.is_some_and(|took| since > FLOW_REFRESH.as_secs_f64().max(share * took))
 }
 
 /// egui's wgpu device, when it can run the compute kernels.
@@ -205,6 +218,8 @@ pub struct PlaygroundApp {
     /// The settings changed and the URL hash should follow (written once the pointer is up).
     hash_dirty: bool,
     eval_at: Instant,
+    /// How long the last evaluation took, from its start to its result.
+    eval_secs: f64,
     evaluated_step: Option<u64>,
     hash: Option<String>,
 }
@@ -385,6 +400,7 @@ impl PlaygroundApp {
             pointer_down: false,
             hash_dirty: false,
             eval_at: Instant::now(),
+            eval_secs: 0.0,
             evaluated_step: None,
             hash: None,
         }
@@ -442,6 +458,7 @@ impl PlaygroundApp {
             loss: self.smoothed_loss.last().map(|p| p[1]),
             steps_per_sec: self.steps_per_sec,
             fps: self.fps,
+            frames: self.frames,
             particles: self.settings.particles,
             particles_drawn: self.flow_request.as_ref().map_or(0, |r| r.n),
             solver: self.settings.solver.name(),
@@ -454,6 +471,8 @@ impl PlaygroundApp {
             round: self.engine.round(),
             reflow_pending: self.engine.reflow_pending(),
             flow_version: self.flow_version,
+            refresh_secs: self.flow_secs,
+            eval_secs: (self.eval_secs > 0.0).then_some(self.eval_secs),
             notice: self.notices(),
             settings: self.settings.to_query(),
         }
@@ -610,6 +629,9 @@ impl PlaygroundApp {
     /// Starts a W2 evaluation when one is due, and records finished ones.
     fn evaluate(&mut self) {
         if let Some(result) = self.engine.poll_eval(&self.held_out) {
+            if self.engine.backend() == Backend::Gpu {
+                self.eval_secs = self.eval_at.elapsed().as_secs_f64();
+            }
             match result {
                 Ok(eval) => {
                     self.w2.push([eval.step as f64, eval.w2]);
@@ -622,15 +644,21 @@ impl PlaygroundApp {
         }
         let step = self.engine.steps_done();
         let due = if self.training {
-            self.eval_at.elapsed() > EVAL_EVERY
+            let every = EVAL_EVERY.as_secs_f64().max(EVAL_PACE * self.eval_secs);
+            self.eval_at.elapsed().as_secs_f64() > every
         } else {
             step > 0 && self.evaluated_step != Some(step)
         };
         if due && self.evaluated_step != Some(step) {
+            let started = Instant::now();
             match self.engine.start_eval(&self.settings.sampler()) {
                 Ok(true) => {
                     self.evaluated_step = Some(step);
-                    self.eval_at = Instant::now();
+                    self.eval_at = started;
+                    // The CPU evaluates within the call; the GPU's time is known at its result.
+                    if self.engine.backend() == Backend::Cpu {
+                        self.eval_secs = started.elapsed().as_secs_f64();
+                    }
                 }
                 Ok(false) => {}
                 Err(why) => {
@@ -1256,13 +1284,13 @@ impl PlaygroundApp {
         }
         if self.training {
             self.train_for_a_frame();
-            // Refresh often, but keep sampling within frames (the CPU, a software GPU) under a
-            // fifth of the time, and a real GPU's (a slice a frame) under half the frames.
-            let share = if self.engine.slices() { 2.0 } else { 5.0 };
-            let every = FLOW_REFRESH
-                .as_secs_f64()
-                .max(share * self.flow_secs.unwrap_or(0.0));
-            if self.flow_pending.is_none() && self.flow_at.elapsed().as_secs_f64() > every {
+            if self.flow_pending.is_none()
+                && refresh_due(
+                    self.flow_secs,
+                    self.flow_at.elapsed().as_secs_f64(),
+                    self.engine.slices(),
+                )
+            {
                 self.flow_stale = true;
             }
         } else if let Err(why) = self.engine.drain() {
@@ -1380,6 +1408,21 @@ mod tests {
 
     fn app(settings: Settings) -> PlaygroundApp {
         PlaygroundApp::build(settings, None, "none".into(), None)
+    }
+
+    #[test]
+    fn refreshes_keep_to_their_share_of_the_time() {
+        // A refresh still running is never due, however long it takes.
+        assert!(!refresh_due(None, 100.0, false));
+        // A quick one: every FLOW_REFRESH.
+        let every = FLOW_REFRESH.as_secs_f64();
+        assert!(!refresh_due(Some(0.01), 0.9 * every, false));
+        assert!(refresh_due(Some(0.01), 1.1 * every, false));
+        // A slow one: five times its duration within frames, twice in slices.
+        assert!(!refresh_due(Some(2.0), 9.9, false));
+        assert!(refresh_due(Some(2.0), 10.1, false));
+        assert!(!refresh_due(Some(2.0), 3.9, true));
+        assert!(refresh_due(Some(2.0), 4.1, true));
     }
 
     #[test]

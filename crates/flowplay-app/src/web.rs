@@ -17,6 +17,8 @@ pub(crate) struct Status {
     pub(crate) loss: Option<f64>,
     pub(crate) steps_per_sec: f64,
     pub(crate) fps: f64,
+    /// Frames drawn since the app started (with `step`, the figures over a longer span).
+    pub(crate) frames: u64,
     /// Particles asked for, and drawn (fewer when clamped to the device's limits).
     pub(crate) particles: usize,
     pub(crate) particles_drawn: usize,
@@ -35,6 +37,10 @@ pub(crate) struct Status {
     pub(crate) reflow_pending: bool,
     /// Increases whenever the particles are re-integrated.
     pub(crate) flow_version: u64,
+    /// Seconds the last particle refresh took, from its start until the device finished it.
+    pub(crate) refresh_secs: Option<f64>,
+    /// Seconds the last W2 evaluation took, from its start to its result.
+    pub(crate) eval_secs: Option<f64>,
     pub(crate) notice: Option<String>,
     /// Every setting, in the URL hash's form.
     pub(crate) settings: String,
