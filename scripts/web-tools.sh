@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the web build needs, only when missing or of the wrong version: the wasm32
-# target, trunk 0.21, and wasm-bindgen-cli at exactly the version in Cargo.lock (trunk cannot
-# download it here). Sourced by scripts/serve.sh and tests/browser/run.sh; run from the root.
+# target, trunk 0.21, wasm-bindgen-cli at exactly the version in Cargo.lock, and wasm-opt from
+# npm's binaryen 132 (trunk can download neither here; Debian's binaryen 108 builds a page that
+# dies at start-up). Sourced by scripts/serve.sh and tests/browser/run.sh; run from the root.
 # Versions and timings: shared/TOOLCHAIN.md.
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -29,3 +30,20 @@ if [ "$wb_have" != "$wb_want" ]; then
   # Without --locked: one of its locked dependencies is no longer on the registry.
   cargo install wasm-bindgen-cli --version "$wb_want"
 fi
+
+# wasm-opt for release builds (web/index.html's data-wasm-opt; Trunk.toml pins version_132):
+# npm's binaryen, a WebAssembly build run by node, in scripts/wasm-opt/node_modules.
+wasm_opt_dir="$PWD/scripts/wasm-opt"
+if [ "$("$wasm_opt_dir/node_modules/.bin/wasm-opt" --version 2>/dev/null | awk '{ print $3 }')" != 132 ]; then
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" -eq 0 ]; then
+      apt-get update -q && apt-get install -y -q --no-install-recommends nodejs npm
+    else
+      echo "web-tools: wasm-opt needs node and npm (apt-get install nodejs npm)" >&2
+      exit 1
+    fi
+  fi
+  echo "web-tools: installing wasm-opt (npm binaryen 132)"
+  (cd "$wasm_opt_dir" && npm ci --no-audit --no-fund)
+fi
+export PATH="$wasm_opt_dir/node_modules/.bin:$PATH"
