@@ -68,6 +68,15 @@ impl RoundPath {
     }
 }
 
+/// A rate for the status line: one decimal below 10 (a slow device's 0.4 steps/s is not 0).
+fn rate(per_sec: f64) -> String {
+    if per_sec < 9.95 {
+        format!("{per_sec:.1}")
+    } else {
+        format!("{per_sec:.0}")
+    }
+}
+
 /// Whether the particles are due for a refresh while training, `since` seconds after the last
 /// one started, which took `took` seconds (`None`: still running). Refresh often, but keep
 /// sampling within frames (the CPU, a software GPU) under a fifth of the time, and a real GPU's
@@ -932,10 +941,10 @@ impl PlaygroundApp {
             return;
         }
         ui.label(format!(
-            "step {} · {:.0} steps/s · {:.0} fps",
+            "step {} · {} steps/s · {} fps",
             self.engine.steps_done(),
-            self.steps_per_sec,
-            self.fps
+            rate(self.steps_per_sec),
+            rate(self.fps)
         ));
         self.compute_ui(ui, &mut edited);
         ui.separator();
@@ -1408,6 +1417,15 @@ mod tests {
 
     fn app(settings: Settings) -> PlaygroundApp {
         PlaygroundApp::build(settings, None, "none".into(), None)
+    }
+
+    #[test]
+    fn rates_keep_a_decimal_while_small() {
+        assert_eq!(rate(0.04), "0.0");
+        assert_eq!(rate(0.44), "0.4");
+        assert_eq!(rate(9.94), "9.9");
+        assert_eq!(rate(9.96), "10");
+        assert_eq!(rate(612.4), "612");
     }
 
     #[test]
