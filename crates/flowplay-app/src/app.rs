@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Line, Plot, PlotPoints};
+use egui_plot::{Line, LineStyle, Plot, PlotPoint, PlotPoints, PlotUi, Text, VLine};
 use flowplay_core::data::Dataset;
 use flowplay_core::sampler::{SamplerConfig, Solver};
 use web_time::{Duration, Instant};
@@ -67,6 +67,18 @@ impl RoundPath {
         }
     }
 }
+
+/// Where training changed course, marked on the plots at `step`.
+#[derive(Clone, Debug, PartialEq)]
+struct PlotMark {
+    step: f64,
+    label: String,
+}
+
+/// The plots' colours.
+const LOSS_COLOUR: Color32 = Color32::from_rgb(230, 110, 90);
+const W2_COLOUR: Color32 = Color32::from_rgb(110, 170, 230);
+const STRAIGHT_COLOUR: Color32 = Color32::from_rgb(150, 210, 120);
 
 /// A rate for the status line: one decimal below 10 (a slow device's 0.4 steps/s is not 0).
 fn rate(per_sec: f64) -> String {
@@ -211,6 +223,8 @@ pub struct PlaygroundApp {
     smoothed_loss: Vec<[f64; 2]>,
     w2: Vec<[f64; 2]>,
     straightness: Vec<[f64; 2]>,
+    /// Where training changed course (a path switch, a reflow round), marked on the plots.
+    marks: Vec<PlotMark>,
     last_eval: Option<Evaluation>,
     /// Finished rounds, oldest first.
     rounds: Vec<Round>,
@@ -400,6 +414,7 @@ impl PlaygroundApp {
             smoothed_loss: Vec::new(),
             w2: Vec::new(),
             straightness: Vec::new(),
+            marks: Vec::new(),
             last_eval: None,
             rounds: Vec::new(),
             round_start: 0,
@@ -719,8 +734,12 @@ impl PlaygroundApp {
                         self.engine.config().path.prior_scale(),
                     );
                     self.view = self.fit;
-                    self.w2.clear();
-                    self.straightness.clear();
+                    // The curves go on; the plots mark where the path changed (the loss and
+                    // W2 of another path are not the same quantities).
+                    self.marks.push(PlotMark {
+                        step: self.engine.steps_done() as f64,
+                        label: RoundPath::of(&edited).label(),
+                    });
                     self.last_eval = None;
                     self.evaluated_step = None;
                 }
@@ -791,6 +810,10 @@ impl PlaygroundApp {
                     path: RoundPath::of(&self.settings),
                 });
                 self.round_start = steps;
+                self.marks.push(PlotMark {
+                    step: steps as f64,
+                    label: format!("reflow round {}", self.rounds.len()),
+                });
                 self.last_eval = None;
                 self.evaluated_step = None;
                 self.training = true;
@@ -1184,34 +1207,36 @@ impl PlaygroundApp {
 
     fn plots_ui(&self, ui: &mut Ui) {
         ui.columns(3, |cols| {
-            let loss = PlotPoints::from(thin(&self.smoothed_loss));
             Plot::new("loss_plot")
                 .x_axis_label("step")
                 .y_axis_label("loss")
                 .allow_scroll(false)
                 .show(&mut cols[0], |plot_ui| {
-                    plot_ui.line(Line::new("training loss", loss));
-                });
-            let w2 = PlotPoints::from(thin(&self.w2));
+                    self.series(plot_ui, "training loss", &self.smoothed_loss, LOSS_COLOUR);
+                })
+                .response
+                .on_hover_text(format!(
+                    "The flow-matching loss E‖v_θ(t, x_t) − u_t‖² (QR §4.1), as means over \
+                     {LOSS_WINDOW} steps. Dashed lines mark a path switch or a reflow round."
+                ));
             Plot::new("w2_plot")
                 .x_axis_label("step")
                 .y_axis_label("W2")
                 .allow_scroll(false)
                 .show(&mut cols[1], |plot_ui| {
-                    plot_ui.line(Line::new("W2 to held-out data", w2));
+                    self.series(plot_ui, "W2 to held-out data", &self.w2, W2_COLOUR);
                 })
                 .response
                 .on_hover_text(format!(
                     "2-Wasserstein distance between {EVAL_POINTS} samples of the EMA model and \
                      {EVAL_POINTS} held-out data points (exact matching): 0 is a perfect fit."
                 ));
-            let straight = PlotPoints::from(thin(&self.straightness));
             Plot::new("straightness_plot")
                 .x_axis_label("step")
                 .y_axis_label("straightness")
                 .allow_scroll(false)
                 .show(&mut cols[2], |plot_ui| {
-                    plot_ui.line(Line::new("straightness", straight));
+                    self.series(plot_ui, "straightness", &self.straightness, STRAIGHT_COLOUR);
                 })
                 .response
                 .on_hover_text(
@@ -1219,6 +1244,46 @@ impl PlaygroundApp {
                      with each reflow round.",
                 );
         });
+    }
+
+    /// One curve, broken at each mark (no line joins two paths or rounds), with the marks as
+    /// dashed lines named after what began there; a hint while there is nothing to plot.
+    fn series(&self, plot_ui: &mut PlotUi<'_>, name: &str, points: &[[f64; 2]], colour: Color32) {
+        let Some(top) = points.iter().map(|p| p[1]).reduce(f64::max) else {
+            let hint = if name == "training loss" {
+                "press Train"
+            } else {
+                "measured every few seconds while training"
+            };
+            plot_ui.text(Text::new(name, PlotPoint::new(0.0, 0.0), hint).color(Color32::GRAY));
+            return;
+        };
+        let points = thin(points);
+        let mut rest = &points[..];
+        for bound in self.marks.iter().map(|m| m.step).chain([f64::INFINITY]) {
+            let split = rest.partition_point(|p| p[0] <= bound);
+            let (segment, after) = rest.split_at(split);
+            if !segment.is_empty() {
+                plot_ui.line(Line::new(name, PlotPoints::from(segment.to_vec())).color(colour));
+            }
+            rest = after;
+        }
+        for mark in &self.marks {
+            plot_ui.vline(
+                VLine::new(&mark.label, mark.step)
+                    .color(Color32::GRAY)
+                    .style(LineStyle::dashed_dense()),
+            );
+            plot_ui.text(
+                Text::new(
+                    &mark.label,
+                    PlotPoint::new(mark.step, top),
+                    mark.label.as_str(),
+                )
+                .anchor(egui::Align2::LEFT_TOP)
+                .color(Color32::GRAY),
+            );
+        }
     }
 
     fn player_ui(&mut self, ui: &mut Ui) {
@@ -1483,6 +1548,18 @@ mod tests {
             flowplay_core::path::Path::VpCosine
         );
         assert!(app.flow_stale, "a new path needs new particles");
+        // The plots keep their history and mark the switch; a learning rate alone does not.
+        assert_eq!(
+            app.marks,
+            [PlotMark {
+                step: steps as f64,
+                label: "VP (cosine)".to_string()
+            }]
+        );
+        let mut edited = app.settings.clone();
+        edited.lr = 1e-3;
+        app.apply_settings(edited);
+        assert_eq!(app.marks.len(), 1);
 
         // VE's noise range, the time distribution, EMA and OT also keep the weights.
         let mut edited = app.settings.clone();
@@ -1642,6 +1719,10 @@ mod tests {
         let steps = app.engine.steps_done();
         run_until(&mut app, |a| a.engine.steps_done() > steps + 10);
         assert_eq!(app.status().round, 1);
+        assert_eq!(
+            app.marks.last().map(|m| m.label.as_str()),
+            Some("reflow round 1")
+        );
         // The round remembers its path; on another path it is no longer drawn beside.
         assert_eq!(app.rounds[0].path.label(), "Rectified flow");
         app.apply_settings(Settings {
