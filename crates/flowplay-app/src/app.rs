@@ -75,6 +75,8 @@ struct PlotMark {
     label: String,
 }
 
+/// What an evaluation's plot says before its first point.
+const EVAL_HINT: &str = "measured every few seconds while training";
 /// The plots' colours.
 const LOSS_COLOUR: Color32 = Color32::from_rgb(230, 110, 90);
 const W2_COLOUR: Color32 = Color32::from_rgb(110, 170, 230);
@@ -242,7 +244,7 @@ pub struct PlaygroundApp {
     hash_dirty: bool,
     eval_at: Instant,
     /// How long the last evaluation took, from its start to its result.
-    eval_secs: f64,
+    eval_secs: Option<f64>,
     evaluated_step: Option<u64>,
     hash: Option<String>,
 }
@@ -424,7 +426,7 @@ impl PlaygroundApp {
             pointer_down: false,
             hash_dirty: false,
             eval_at: Instant::now(),
-            eval_secs: 0.0,
+            eval_secs: None,
             evaluated_step: None,
             hash: None,
         }
@@ -496,7 +498,7 @@ impl PlaygroundApp {
             reflow_pending: self.engine.reflow_pending(),
             flow_version: self.flow_version,
             refresh_secs: self.flow_secs,
-            eval_secs: (self.eval_secs > 0.0).then_some(self.eval_secs),
+            eval_secs: self.eval_secs,
             notice: self.notices(),
             settings: self.settings.to_query(),
         }
@@ -654,7 +656,7 @@ impl PlaygroundApp {
     fn evaluate(&mut self) {
         if let Some(result) = self.engine.poll_eval(&self.held_out) {
             if self.engine.backend() == Backend::Gpu {
-                self.eval_secs = self.eval_at.elapsed().as_secs_f64();
+                self.eval_secs = Some(self.eval_at.elapsed().as_secs_f64());
             }
             match result {
                 Ok(eval) => {
@@ -668,7 +670,9 @@ impl PlaygroundApp {
         }
         let step = self.engine.steps_done();
         let due = if self.training {
-            let every = EVAL_EVERY.as_secs_f64().max(EVAL_PACE * self.eval_secs);
+            let every = EVAL_EVERY
+                .as_secs_f64()
+                .max(EVAL_PACE * self.eval_secs.unwrap_or(0.0));
             self.eval_at.elapsed().as_secs_f64() > every
         } else {
             step > 0 && self.evaluated_step != Some(step)
@@ -681,7 +685,7 @@ impl PlaygroundApp {
                     self.eval_at = started;
                     // The CPU evaluates within the call; the GPU's time is known at its result.
                     if self.engine.backend() == Backend::Cpu {
-                        self.eval_secs = started.elapsed().as_secs_f64();
+                        self.eval_secs = Some(started.elapsed().as_secs_f64());
                     }
                 }
                 Ok(false) => {}
@@ -1212,7 +1216,13 @@ impl PlaygroundApp {
                 .y_axis_label("loss")
                 .allow_scroll(false)
                 .show(&mut cols[0], |plot_ui| {
-                    self.series(plot_ui, "training loss", &self.smoothed_loss, LOSS_COLOUR);
+                    self.series(
+                        plot_ui,
+                        "training loss",
+                        &self.smoothed_loss,
+                        LOSS_COLOUR,
+                        "press Train",
+                    );
                 })
                 .response
                 .on_hover_text(format!(
@@ -1224,7 +1234,13 @@ impl PlaygroundApp {
                 .y_axis_label("W2")
                 .allow_scroll(false)
                 .show(&mut cols[1], |plot_ui| {
-                    self.series(plot_ui, "W2 to held-out data", &self.w2, W2_COLOUR);
+                    self.series(
+                        plot_ui,
+                        "W2 to held-out data",
+                        &self.w2,
+                        W2_COLOUR,
+                        EVAL_HINT,
+                    );
                 })
                 .response
                 .on_hover_text(format!(
@@ -1236,7 +1252,13 @@ impl PlaygroundApp {
                 .y_axis_label("straightness")
                 .allow_scroll(false)
                 .show(&mut cols[2], |plot_ui| {
-                    self.series(plot_ui, "straightness", &self.straightness, STRAIGHT_COLOUR);
+                    self.series(
+                        plot_ui,
+                        "straightness",
+                        &self.straightness,
+                        STRAIGHT_COLOUR,
+                        EVAL_HINT,
+                    );
                 })
                 .response
                 .on_hover_text(
@@ -1247,14 +1269,16 @@ impl PlaygroundApp {
     }
 
     /// One curve, broken at each mark (no line joins two paths or rounds), with the marks as
-    /// dashed lines named after what began there; a hint while there is nothing to plot.
-    fn series(&self, plot_ui: &mut PlotUi<'_>, name: &str, points: &[[f64; 2]], colour: Color32) {
+    /// dashed lines named after what began there; `hint` while there is nothing to plot.
+    fn series(
+        &self,
+        plot_ui: &mut PlotUi<'_>,
+        name: &str,
+        points: &[[f64; 2]],
+        colour: Color32,
+        hint: &str,
+    ) {
         let Some(top) = points.iter().map(|p| p[1]).reduce(f64::max) else {
-            let hint = if name == "training loss" {
-                "press Train"
-            } else {
-                "measured every few seconds while training"
-            };
             plot_ui.text(Text::new(name, PlotPoint::new(0.0, 0.0), hint).color(Color32::GRAY));
             return;
         };

@@ -75,6 +75,15 @@ pub(crate) struct FlowRequest {
 }
 
 impl FlowRequest {
+    /// What a refresh records: positions for the trails, endpoints if they are shown.
+    fn record(&self) -> Record {
+        Record {
+            positions: true,
+            endpoints: self.endpoints,
+            velocities: false,
+        }
+    }
+
     /// Each particle's class, for a conditional model.
     fn labels(&self) -> Option<Vec<u32>> {
         (self.classes > 0).then(|| (0..self.n as u32).map(|i| i % self.classes).collect())
@@ -502,11 +511,9 @@ impl Engine {
             // The state must fit one binding per buffer; the trajectories are paged but bounded
             // in memory.
             Self::Gpu(g) => {
-                let guided = request.classes > 0 && (request.cfg_scale - 1.0).abs() > f32::EPSILON;
-                let frames = request.sampler.steps as u64 + 1;
-                let per_particle = 8 * (frames + u64::from(request.endpoints) * (frames - 1));
-                let memory = (GPU_TRAJECTORY_BYTES / per_particle) as usize / 64 * 64;
-                GpuSampler::max_particles(&g.device, guided).min(memory)
+                let per_particle = GpuSampler::recorded_bytes(&request.sampler, request.record());
+                let memory = (GPU_TRAJECTORY_BYTES / per_particle.max(1)) as usize / 64 * 64;
+                GpuSampler::max_particles(&g.device).min(memory)
             }
             // The CPU integrates within a frame: bound particles × network evaluations.
             Self::Cpu(_) => {
@@ -551,11 +558,7 @@ impl Engine {
         snapshot: Option<&Snapshot>,
         flow: &FlowRequest,
     ) -> Result<bool, String> {
-        let record = Record {
-            positions: true,
-            endpoints: flow.endpoints,
-            velocities: false,
-        };
+        let record = flow.record();
         match self {
             Self::Gpu(g) => {
                 let key = (

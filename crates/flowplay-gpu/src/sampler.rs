@@ -782,13 +782,29 @@ impl GpuSampler {
             .min(limits.max_storage_buffer_binding_size)
     }
 
-    /// The most particles (a multiple of 64) one [`Self::encode_sample`] run takes on `device`,
-    /// with classifier-free guidance (two network rows per particle) or without: the particle
-    /// state must fit one binding per buffer. Trajectories are paged, so they only need memory.
-    pub fn max_particles(device: &wgpu::Device, guided: bool) -> usize {
-        let rpp: u64 = if guided { 2 } else { 1 };
-        let per_particle = 16_u64.max(8 * rpp);
-        (Self::max_binding(device) / per_particle) as usize / CHUNK_ALIGN * CHUNK_ALIGN
+    /// The most particles (a multiple of 64) one [`Self::encode_sample`] run takes on `device`:
+    /// the particle state (16 bytes a particle; the network input, 8 bytes a row with one or two
+    /// rows, is never larger) must fit one binding. Trajectories are paged, so they only need
+    /// memory: [`Self::recorded_bytes`] a particle.
+    pub fn max_particles(device: &wgpu::Device) -> usize {
+        (Self::max_binding(device) / 16) as usize / CHUNK_ALIGN * CHUNK_ALIGN
+    }
+
+    /// The bytes each particle records into positions, endpoints and velocities over `frames`
+    /// recorded frames (0 for what `record` leaves out).
+    fn recorded_parts(record: Record, frames: usize) -> [u64; 3] {
+        let frames = frames as u64;
+        [
+            u64::from(record.positions) * frames * 8,
+            u64::from(record.endpoints) * (frames - 1) * 8,
+            u64::from(record.velocities) * frames * 8,
+        ]
+    }
+
+    /// The bytes of trajectories one particle of a run with `config` records as `record` says.
+    pub fn recorded_bytes(config: &SamplerConfig, record: Record) -> u64 {
+        let frames = time_grid(config.steps, config.rescale_t).len();
+        Self::recorded_parts(record, frames).iter().sum()
     }
 
     /// Checks that a buffer of `bytes` fits the device, bound whole.
@@ -1115,11 +1131,7 @@ impl GpuSampler {
         let n = x0.len();
         let times = time_grid(config.steps, config.rescale_t);
         let frames = times.len();
-        let recorded = [
-            u64::from(record.positions) * frames as u64 * 8,
-            u64::from(record.endpoints) * (frames as u64 - 1) * 8,
-            u64::from(record.velocities) * frames as u64 * 8,
-        ];
+        let recorded = Self::recorded_parts(record, frames);
         let any_recorded = recorded.iter().any(|&b| b > 0);
         let (rpp, classes) = self.row_plan(n, labels, cfg_scale)?;
         let shape = self.plan(device, n, rpp, if any_recorded { frames } else { 0 });

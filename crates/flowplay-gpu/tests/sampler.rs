@@ -373,40 +373,9 @@ fn many_chunks_give_the_same_result_as_one() {
         let labels: Vec<u32> = (0..n as u32).map(|i| (i * 7) % 4).collect();
         let labels = (num_classes > 0).then_some(&labels[..]);
         let config = SamplerConfig::new(Solver::Rk4, 3);
-        let whole = sampler
-            .sample(
-                &gpu.device,
-                &gpu.queue,
-                &x0,
-                labels,
-                2.5,
-                &config,
-                Record::ALL,
-            )
-            .unwrap();
-        // 64 particles a chunk: 16 chunks, the last one partial.
-        sampler.set_max_chunk(Some(64));
-        let chunked = sampler
-            .sample(
-                &gpu.device,
-                &gpu.queue,
-                &x0,
-                labels,
-                2.5,
-                &config,
-                Record::ALL,
-            )
-            .unwrap();
-        let what = format!("chunked, {num_classes} classes");
-        compare(&what, &chunked, &whole, FORWARD);
-        let want = cpu_sample(&mlp, &params, path, &config, &x0, labels, 2.5, Record::ALL);
-        compare(&what, &chunked, &want, TRAJECTORY);
-        // Recording pages of 192 particles (3 chunks): 6 pages, the last one partial; and pages
-        // smaller than a chunk, which shrink the chunks to 128.
-        for page in [192, 100] {
-            sampler.set_max_page(Some(page));
-            sampler.set_max_chunk(if page == 192 { Some(64) } else { None });
-            let paged = sampler
+        // The same run each time; only the chunk and page sizes change between them.
+        let run = |sampler: &mut GpuSampler| {
+            sampler
                 .sample(
                     &gpu.device,
                     &gpu.queue,
@@ -416,7 +385,22 @@ fn many_chunks_give_the_same_result_as_one() {
                     &config,
                     Record::ALL,
                 )
-                .unwrap();
+                .unwrap()
+        };
+        let whole = run(&mut sampler);
+        // 64 particles a chunk: 16 chunks, the last one partial.
+        sampler.set_max_chunk(Some(64));
+        let chunked = run(&mut sampler);
+        let what = format!("chunked, {num_classes} classes");
+        compare(&what, &chunked, &whole, FORWARD);
+        let want = cpu_sample(&mlp, &params, path, &config, &x0, labels, 2.5, Record::ALL);
+        compare(&what, &chunked, &want, TRAJECTORY);
+        // Recording pages of 192 particles (3 chunks): 6 pages, the last one partial; and pages
+        // smaller than a chunk, which shrink the chunks to 128.
+        for page in [192, 100] {
+            sampler.set_max_page(Some(page));
+            sampler.set_max_chunk(if page == 192 { Some(64) } else { None });
+            let paged = run(&mut sampler);
             let pages = sampler.recorded_pages();
             let expected = n.div_ceil(page.next_multiple_of(64));
             assert_eq!(pages.len(), expected, "pages of {page}");
