@@ -1,37 +1,17 @@
 // One stage of an ODE solver step for a chunk of particles (QR §5, exactly as
-// flowplay_core::sampler::Stepper::step): from the network's raw output F (linear_forward.wgsl's
-// last layer) the velocity k = skip·probe + out·F with the stage's preconditioning, classifier-free
-// guidance k = k(∅) + s·(k(c) − k(∅)) when the chunk holds two rows per particle, then
-//   first stage of a step:  record x, k₁ and x̂₁ = predicted_data(coefficients(t0), x, k₁); acc = k₁
-//   middle stages (RK4):    acc = acc + 2·k
-//   last stage:             x = x + w·(acc + k)   (Euler, first and last at once: x = x + w·k)
+// flowplay_core::sampler::Stepper::step, from the same tableau): from the network's raw output F
+// (linear_forward.wgsl's last layer) the velocity k = skip·probe + out·F with the stage's
+// preconditioning, classifier-free guidance k = k(∅) + s·(k(c) − k(∅)) when the chunk holds two
+// rows per particle, then with the stage's tableau weight b
+//   first stage of a step:  record x, k₁ and x̂₁ = predicted_data(coefficients(t0), x, k₁); acc = b·k₁
+//   middle stages:          acc = acc + b·k
+//   last stage:             x = x + w·(acc + b·k)   (w = Δt/divisor; Euler: x = x + w·(b·k))
 // and the next stage's probe: x + hp·k inside a step, the new x after its last stage. The probe,
 // scaled by the next stage's preconditioning input, is written where the next network pass reads
 // it (both rows of a guided particle). An EVAL stage only records k (the final velocity at t = 1
 // and the velocity grid). An INIT stage (the run's first) sets up the state from the start
 // points in `pos`: probe = x0, acc = 0 and the next network input. Recording is paged: the chunk
 // records into the page bound here, which starts at particle rec_p0. Needs common/math.wgsl, common/path.wgsl, common/stage.wgsl.
-
-// Keep in sync with `ChunkUniform` in crates/flowplay-gpu/src/sampler.rs.
-struct Chunk {
-    // First particle and number of particles.
-    p0: u32,
-    len: u32,
-    // Network rows per particle: 2 with guidance (conditional rows, then null-label rows).
-    rpp: u32,
-    // The first particle of the recording page bound to rec_pos, rec_end and rec_vel.
-    rec_p0: u32,
-}
-
-const KIND_FIRST: u32 = 1u;
-const KIND_LAST: u32 = 2u;
-const KIND_FINAL_POSITION: u32 = 4u;
-const KIND_EVAL: u32 = 8u;
-const KIND_HAS_NEXT: u32 = 16u;
-const KIND_INIT: u32 = 32u;
-const RECORD_POSITIONS: u32 = 1u;
-const RECORD_ENDPOINTS: u32 = 2u;
-const RECORD_VELOCITIES: u32 = 4u;
 
 // The network's output F for the chunk's rows, [rows, 2].
 @group(0) @binding(0) var<storage, read> f_out: array<f32>;
@@ -126,18 +106,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             store2(1u, r * (s.frames - 1u) + s.frame, predicted_data(coef, x, k));
         }
     }
+    // The tableau's sum Σ weight_i·k_i, then x + (Δt/divisor)·sum after the last stage.
     var next = x;
     if (first && last) {
-        x = x + s.w * k;
+        x = x + s.w * (s.weight * k);
         next = x;
     } else if (first) {
-        acc = k;
+        acc = s.weight * k;
         next = x + s.hp * k;
     } else if (last) {
-        x = x + s.w * (acc + k);
+        x = x + s.w * (acc + s.weight * k);
         next = x;
     } else {
-        acc = acc + 2.0 * k;
+        acc = acc + s.weight * k;
         next = x + s.hp * k;
     }
     if ((s.kind & KIND_FINAL_POSITION) != 0u && (s.record & RECORD_POSITIONS) != 0u) {

@@ -5,7 +5,7 @@
 // One instance per particle; each dot and each trail segment is a quad of two triangles (six
 // vertices). Colours are premultiplied by alpha, as egui blends them.
 //
-// Keep `Draw` in sync with `DrawUniform` in crates/flowplay-gpu/src/render.rs.
+// Keep `Draw` in sync with `DrawUniform` in crates/flowplay-gpu/src/uniforms.rs.
 
 struct Draw {
     // World point at the centre of the viewport.

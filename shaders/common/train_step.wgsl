@@ -1,5 +1,5 @@
 // Structs shared by the kernels of one training step; keep in sync with `StepValues` and
-// `Control` in crates/flowplay-gpu/src/trainer.rs.
+// `Control` in crates/flowplay-gpu/src/uniforms.rs.
 
 // Per-step values, one 256-byte slot per step of a submission (bound with a dynamic offset).
 struct StepValues {

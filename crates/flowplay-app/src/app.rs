@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Line, LineStyle, Plot, PlotPoint, PlotPoints, PlotUi, Text, VLine};
 use flowplay_core::data::Dataset;
+use flowplay_core::flow::SampleRequest;
 use flowplay_core::sampler::{SamplerConfig, Solver};
 use web_time::{Duration, Instant};
 
 use crate::canvas::{self, Layers, View};
 use crate::engine::{
-    Backend, COMPARED, CURRENT, EVAL_POINTS, Engine, Evaluation, Flow, FlowRequest, Snapshot,
+    Backend, COMPARED, CURRENT, EVAL_POINTS, Engine, Evaluation, Flow, Snapshot, particle_record,
+    particle_request,
 };
 use crate::settings::{Compute, POOL_SIZE, PathKind, Settings};
 use crate::web::{self, Status};
@@ -202,9 +204,9 @@ pub struct PlaygroundApp {
     view: View,
     fit: View,
     training: bool,
-    flow_request: Option<FlowRequest>,
+    flow_request: Option<SampleRequest>,
     /// The refresh under way (on the GPU, encoded a slice a frame).
-    flow_pending: Option<FlowRequest>,
+    flow_pending: Option<SampleRequest>,
     flow_version: u64,
     flow_stale: bool,
     flow_at: Instant,
@@ -562,34 +564,35 @@ impl PlaygroundApp {
         }
     }
 
-    /// The particles' solver settings, with the count clamped to what the device can draw.
-    fn flow_request(&mut self) -> FlowRequest {
+    /// The particles' request, with the count clamped to what the device can draw.
+    fn flow_request(&mut self) -> SampleRequest {
         let sampler = if self.one_step {
             SamplerConfig::new(Solver::Euler, 1)
         } else {
             self.settings.sampler()
         };
-        let mut request = FlowRequest {
-            sampler,
-            n: self.settings.particles,
-            seed: self.settings.seed ^ 0xF10,
-            endpoints: self.settings.endpoints,
-            classes: self.settings.classes(),
-            cfg_scale: self.settings.cfg_scale,
-        };
-        let max = self.engine.max_particles(&request);
-        self.limit_notice = (request.n > max).then(|| {
+        let asked = self.settings.particles;
+        let max = self
+            .engine
+            .max_particles(&sampler, particle_record(self.settings.endpoints));
+        self.limit_notice = (asked > max).then(|| {
             let why = match self.engine.backend() {
                 Backend::Gpu => format!(
                     "this GPU draws at most {max} with {} solver steps",
-                    request.sampler.steps
+                    sampler.steps
                 ),
                 Backend::Cpu => format!("the CPU reference integrates at most {max}"),
             };
-            format!("{} particles asked for, {max} shown: {why}.", request.n)
+            format!("{asked} particles asked for, {max} shown: {why}.")
         });
-        request.n = request.n.min(max);
-        request
+        particle_request(
+            sampler,
+            asked.min(max),
+            self.settings.seed ^ 0xF10,
+            self.settings.endpoints,
+            self.settings.classes(),
+            self.settings.cfg_scale,
+        )
     }
 
     /// Re-integrates the particles with the current weights, unless the last finished GPU
@@ -1644,7 +1647,13 @@ mod tests {
         app.training = true;
         app.train_for_a_frame();
         app.refresh_flow();
-        assert_eq!(app.flow_request.as_ref().map(|r| r.classes), Some(2));
+        assert_eq!(
+            app.flow_request
+                .as_ref()
+                .and_then(|r| r.labels.as_ref())
+                .map(|l| l[..4].to_vec()),
+            Some(vec![0, 1, 0, 1])
+        );
         let steps = app.engine.steps_done();
         let mut edited = app.settings.clone();
         edited.cfg_scale = 3.0;
@@ -1793,16 +1802,14 @@ mod tests {
         assert_eq!(source.times.len(), 6);
         // Trajectories are recorded in pages: a million particles with 25 Euler steps and their
         // endpoints fit; with 1000 steps the memory bound holds them to fewer.
-        let request = |steps, endpoints| FlowRequest {
-            sampler: SamplerConfig::new(Solver::Euler, steps),
-            n: 1 << 20,
-            seed: 0,
-            endpoints,
-            classes: 0,
-            cfg_scale: 1.0,
+        let max = |steps| {
+            app.engine.max_particles(
+                &SamplerConfig::new(Solver::Euler, steps),
+                particle_record(true),
+            )
         };
-        assert!(app.engine.max_particles(&request(25, true)) >= 1_000_000);
-        assert!(app.engine.max_particles(&request(1000, true)) < 100_000);
+        assert!(max(25) >= 1_000_000);
+        assert!(max(1000) < 100_000);
         // A refresh over a frame's budget (20 000 particles × 5 steps, over the first budget of
         // 64 Ki evaluations) is encoded over several frames; meanwhile the last finished
         // particles are drawn.

@@ -61,33 +61,31 @@ impl Backend {
     }
 }
 
-/// What the particles are integrated with: the solver's settings and the particles' seed.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct FlowRequest {
-    pub(crate) sampler: SamplerConfig,
-    pub(crate) n: usize,
-    pub(crate) seed: u64,
-    pub(crate) endpoints: bool,
-    /// Classes of a conditional model: particle `i` gets class `i mod classes` (0: none).
-    pub(crate) classes: u32,
-    /// Classifier-free guidance scale (QR §7.2).
-    pub(crate) cfg_scale: f32,
+/// What a particle refresh records: positions for the trails, endpoints if they are shown.
+pub(crate) fn particle_record(endpoints: bool) -> Record {
+    Record {
+        positions: true,
+        endpoints,
+        velocities: false,
+    }
 }
 
-impl FlowRequest {
-    /// What a refresh records: positions for the trails, endpoints if they are shown.
-    fn record(&self) -> Record {
-        Record {
-            positions: true,
-            endpoints: self.endpoints,
-            velocities: false,
-        }
-    }
-
-    /// Each particle's class, for a conditional model.
-    fn labels(&self) -> Option<Vec<u32>> {
-        (self.classes > 0).then(|| (0..self.n as u32).map(|i| i % self.classes).collect())
-    }
+/// The request of a particle refresh: `n` particles drawn from `seed` with `sampler`, recording
+/// trails (and endpoints); particle `i` of a conditional model (`classes` > 0) gets class
+/// `i mod classes`, sampled with guidance `cfg_scale` (QR §7.2).
+pub(crate) fn particle_request(
+    sampler: SamplerConfig,
+    n: usize,
+    seed: u64,
+    endpoints: bool,
+    classes: u32,
+    cfg_scale: f32,
+) -> SampleRequest {
+    let labels = (classes > 0).then(|| (0..n as u32).map(|i| i % classes).collect());
+    SampleRequest::new(sampler, n)
+        .seeded(seed)
+        .with_labels(labels, cfg_scale)
+        .recording(particle_record(endpoints))
 }
 
 /// The particles to draw.
@@ -287,24 +285,9 @@ fn points(bytes: &[u8]) -> Vec<[f32; 2]> {
 }
 
 fn request(sampler: SamplerConfig, n: usize, seed: u64, record: Record) -> SampleRequest {
-    SampleRequest {
-        sampler,
-        n,
-        seed,
-        labels: None,
-        cfg_scale: 1.0,
-        record,
-    }
-}
-
-/// One sampling run on the GPU: the network's weights and what to integrate.
-struct Run<'a> {
-    weights: &'a wgpu::Buffer,
-    x0: &'a [[f32; 2]],
-    labels: Option<&'a [u32]>,
-    cfg_scale: f32,
-    sampler: &'a SamplerConfig,
-    record: Record,
+    SampleRequest::new(sampler, n)
+        .seeded(seed)
+        .recording(record)
 }
 
 /// Encodes a GPU-to-GPU copy of `weights` into `target`'s parameters.
@@ -313,27 +296,20 @@ fn copy_weights(encoder: &mut wgpu::CommandEncoder, weights: &wgpu::Buffer, targ
     encoder.copy_buffer_to_buffer(weights, 0, params, 0, weights.size().min(params.size()));
 }
 
-/// Encodes `run` on `target`: a GPU-to-GPU copy of the weights into its parameters, then every
-/// solver stage.
+/// Encodes one whole sampling run on `target`: a GPU-to-GPU copy of `weights` into its
+/// parameters, then every solver stage for the particles `x0`.
 fn encode_run(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
     encoder: &mut wgpu::CommandEncoder,
     target: &mut GpuSampler,
-    run: &Run<'_>,
+    weights: &wgpu::Buffer,
+    x0: &[[f32; 2]],
+    request: &SampleRequest,
 ) -> Result<(), String> {
-    copy_weights(encoder, run.weights, target);
+    copy_weights(encoder, weights, target);
     target
-        .encode_sample(
-            device,
-            queue,
-            encoder,
-            run.x0,
-            run.labels,
-            run.cfg_scale,
-            run.sampler,
-            run.record,
-        )
+        .encode_sample(device, queue, encoder, x0, request)
         .map_err(|e| e.to_string())
 }
 
@@ -505,19 +481,19 @@ impl Engine {
         Ok(())
     }
 
-    /// The most particles a refresh can integrate and draw with `request`'s solver.
-    pub(crate) fn max_particles(&self, request: &FlowRequest) -> usize {
+    /// The most particles a refresh can integrate and draw with `sampler`, recording `record`.
+    pub(crate) fn max_particles(&self, sampler: &SamplerConfig, record: Record) -> usize {
         match self {
             // The state must fit one binding per buffer; the trajectories are paged but bounded
             // in memory.
             Self::Gpu(g) => {
-                let per_particle = GpuSampler::recorded_bytes(&request.sampler, request.record());
+                let per_particle = GpuSampler::recorded_bytes(sampler, record);
                 let memory = (GPU_TRAJECTORY_BYTES / per_particle.max(1)) as usize / 64 * 64;
                 GpuSampler::max_particles(&g.device).min(memory)
             }
             // The CPU integrates within a frame: bound particles × network evaluations.
             Self::Cpu(_) => {
-                (CPU_EVALS_PER_REFRESH / request.sampler.nfe().max(1)).clamp(64, CPU_MAX_PARTICLES)
+                (CPU_EVALS_PER_REFRESH / sampler.nfe().max(1)).clamp(64, CPU_MAX_PARTICLES)
             }
         }
     }
@@ -556,9 +532,8 @@ impl Engine {
         &mut self,
         which: usize,
         snapshot: Option<&Snapshot>,
-        flow: &FlowRequest,
+        flow: &SampleRequest,
     ) -> Result<bool, String> {
-        let record = flow.record();
         match self {
             Self::Gpu(g) => {
                 let key = (
@@ -572,7 +547,6 @@ impl Engine {
                 }
                 let mut encoder = g.new_encoder("app::refresh_flow");
                 let g = &mut **g;
-                let labels = flow.labels();
                 let weights = match snapshot {
                     Some(Snapshot::Gpu(buffer)) => buffer,
                     _ => g.trainer.ema_buffer(),
@@ -581,15 +555,7 @@ impl Engine {
                 // The weights as they are now: later training steps do not reach this run.
                 copy_weights(&mut encoder, weights, sampler);
                 sampler
-                    .begin_sample(
-                        &g.device,
-                        &g.queue,
-                        &g.x0,
-                        labels.as_deref(),
-                        flow.cfg_scale,
-                        &flow.sampler,
-                        record,
-                    )
+                    .begin_sample(&g.device, &g.queue, &g.x0, flow)
                     .map_err(|e| e.to_string())?;
                 if !g.slices {
                     sampler.encode_slice(&g.device, &mut encoder, u64::MAX);
@@ -605,16 +571,7 @@ impl Engine {
                     model.params.clone_from(params);
                 }
                 let x0 = prior_draw(c.trainer.config(), flow.n, flow.seed);
-                let out = model
-                    .integrate(
-                        &x0,
-                        &SampleRequest {
-                            labels: flow.labels(),
-                            cfg_scale: flow.cfg_scale,
-                            ..request(flow.sampler, flow.n, flow.seed, record)
-                        },
-                    )
-                    .map_err(|e| e.to_string())?;
+                let out = model.integrate(&x0, flow).map_err(|e| e.to_string())?;
                 c.flows[which] = Some(out.trajectories);
                 Ok(true)
             }
@@ -671,15 +628,17 @@ impl Engine {
                 }
                 let mut encoder = g.new_encoder("app::eval");
                 let g = &mut **g;
-                let run = Run {
-                    weights: g.trainer.ema_buffer(),
-                    x0: &g.eval_x0,
-                    labels: None,
-                    cfg_scale: 1.0,
-                    sampler,
-                    record: EVAL_RECORD,
-                };
-                encode_run(&g.device, &g.queue, &mut encoder, &mut g.eval, &run)?;
+                let run = request(*sampler, g.eval_x0.len(), EVAL_SEED, EVAL_RECORD);
+                let weights = g.trainer.ema_buffer();
+                encode_run(
+                    &g.device,
+                    &g.queue,
+                    &mut encoder,
+                    &mut g.eval,
+                    weights,
+                    &g.eval_x0,
+                    &run,
+                )?;
                 let size = (g.eval_x0.len() * g.eval.times().len() * 8) as u64;
                 // EVAL_POINTS particles are recorded in one page.
                 let pages = g.eval.recorded_pages();
@@ -810,15 +769,19 @@ impl Engine {
                 g.pending_eval = None;
                 let mut encoder = g.new_encoder("app::reflow");
                 let g = &mut **g;
-                let run = Run {
-                    weights: g.trainer.ema_buffer(),
-                    x0: &start,
-                    labels: sources.labels.as_deref(),
-                    cfg_scale: 1.0,
-                    sampler,
-                    record: Record::NONE,
-                };
-                encode_run(&g.device, &g.queue, &mut encoder, &mut g.eval, &run)?;
+                let run = SampleRequest::new(*sampler, start.len())
+                    .seeded(sources.seed)
+                    .with_labels(sources.labels.clone(), 1.0);
+                let weights = g.trainer.ema_buffer();
+                encode_run(
+                    &g.device,
+                    &g.queue,
+                    &mut encoder,
+                    &mut g.eval,
+                    weights,
+                    &start,
+                    &run,
+                )?;
                 let read = PendingRead::encode(
                     &g.device,
                     &mut encoder,

@@ -245,11 +245,12 @@ fn gpu_sample_rate(
     let config = SamplerConfig::new(Solver::Euler, steps);
     let x0 = model.source_samples(particles, 0, None)?;
     let (device, queue) = (&context.device, &context.queue);
-    sampler.sample(device, queue, &x0, None, 1.0, &config, Record::NONE)?;
+    let request = SampleRequest::new(config, particles);
+    sampler.sample(device, queue, &x0, &request)?;
     let started = Instant::now();
     let mut runs = 0_u64;
     while started.elapsed() < budget || runs < 1 {
-        sampler.sample(device, queue, &x0, None, 1.0, &config, Record::NONE)?;
+        sampler.sample(device, queue, &x0, &request)?;
         runs += 1;
     }
     Ok((runs * steps as u64 * particles as u64) as f64 / started.elapsed().as_secs_f64())

@@ -7,7 +7,6 @@ use anyhow::Result;
 use flowplay_core::data::{Points, points_to_csv};
 use flowplay_core::flow::{DataSource, SampleRequest};
 use flowplay_core::sampler::{Record, SamplerConfig, Trajectories};
-use flowplay_core::weights;
 use flowplay_gpu::GpuSampler;
 
 use crate::backend::BackendArg;
@@ -85,24 +84,7 @@ pub(crate) fn run(args: &SampleArgs) -> Result<()> {
         output::check_writable(path)?;
     }
 
-    let mut fallback = weights::default_spec();
-    if args.path.any_given() {
-        fallback.path = args.path.resolve(1.0)?;
-    }
-    if let Some(scale) = args.t_scale {
-        fallback.mlp.t_scale = scale;
-    }
-    let loaded = spec::read_model(&args.weights, &fallback)?;
-    if loaded.spec_recorded && (args.path.any_given() || args.t_scale.is_some()) {
-        anyhow::bail!(
-            "{} records how it was trained (path {}, t-scale {}); --path, --sigma-*, \
-             --precondition and --t-scale are only for weights saved from PyTorch",
-            args.weights.display(),
-            loaded.model.spec.path.name(),
-            loaded.model.spec.mlp.t_scale
-        );
-    }
-    let model = loaded.model;
+    let model = spec::load_model(&args.weights, &args.path, args.t_scale)?;
     let source_points = match (&model.spec.source, &args.source_points) {
         (DataSource::Custom { name }, None) => anyhow::bail!(
             "{} was trained to start from the points of '{name}': give them with --source-points",
@@ -136,15 +118,7 @@ pub(crate) fn run(args: &SampleArgs) -> Result<()> {
             model.check_labels(request.labels.as_deref(), x0.len())?;
             let mut sampler = GpuSampler::new(&gpu.device, &model.mlp, model.spec.path)?;
             sampler.set_params(&gpu.queue, &model.params)?;
-            sampler.sample(
-                &gpu.device,
-                &gpu.queue,
-                &x0,
-                request.labels.as_deref(),
-                request.cfg_scale,
-                &request.sampler,
-                request.record,
-            )?
+            sampler.sample(&gpu.device, &gpu.queue, &x0, &request)?
         }
     };
     if out.x.iter().any(|p| !p[0].is_finite() || !p[1].is_finite()) {

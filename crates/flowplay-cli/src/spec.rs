@@ -209,3 +209,31 @@ pub(crate) fn read_model(path: &FsPath, fallback: &ModelSpec) -> Result<weights:
         fallback,
     )?)
 }
+
+/// The model in a weights file: its recorded spec, or for weights saved from PyTorch (no
+/// flowplay metadata) the path and t-scale the command line gives. Giving them for weights that
+/// record their own is refused, since they would be ignored.
+pub(crate) fn load_model(
+    file: &FsPath,
+    path: &PathArgs,
+    t_scale: Option<f32>,
+) -> Result<flowplay_core::flow::FlowModel> {
+    let mut fallback = weights::default_spec();
+    if path.any_given() {
+        fallback.path = path.resolve(1.0)?;
+    }
+    if let Some(scale) = t_scale {
+        fallback.mlp.t_scale = scale;
+    }
+    let loaded = read_model(file, &fallback)?;
+    if loaded.spec_recorded && (path.any_given() || t_scale.is_some()) {
+        anyhow::bail!(
+            "{} records how it was trained (path {}, t-scale {}); --path, --sigma-*, \
+             --precondition and --t-scale are only for weights saved from PyTorch",
+            file.display(),
+            loaded.model.spec.path.name(),
+            loaded.model.spec.mlp.t_scale
+        );
+    }
+    Ok(loaded.model)
+}

@@ -10,7 +10,17 @@ use crate::data::Points;
 use crate::par;
 use crate::path::{Path, TimeSampling};
 use crate::rng::{self, stream};
-use crate::train::{CouplingPool, TrainConfig};
+
+/// Pairs (x₀, x₁) for reflow (QR §7.1): x₁ = ODE(x₀) under the previous round's model.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CouplingPool {
+    /// Source points (unscaled).
+    pub x0: Vec<[f32; 2]>,
+    /// Where the model's ODE took them.
+    pub x1: Vec<[f32; 2]>,
+    /// The class each pair was generated with, for conditional models.
+    pub labels: Option<Vec<u32>>,
+}
 
 /// Where a step's samples come from.
 #[derive(Clone, Copy, Debug)]
@@ -101,25 +111,7 @@ pub struct Draw {
     pub t: f32,
 }
 
-impl<'a> BatchDraws<'a> {
-    /// The draws of a run with `config` on these pools.
-    pub fn new(
-        config: &TrainConfig,
-        data: &'a Points,
-        source: Option<&'a Points>,
-        pairs: Option<&'a CouplingPool>,
-    ) -> Self {
-        Self {
-            key: rng::key_from_seed(config.seed),
-            data,
-            source,
-            pairs,
-            time_sampling: config.time_sampling,
-            p_drop: config.p_drop,
-            null_label: config.mlp.is_conditional().then(|| config.mlp.null_label()),
-        }
-    }
-
+impl BatchDraws<'_> {
     /// Sample `i` of training step `step`.
     pub fn draw(&self, step: u64, i: u32) -> Draw {
         let key = self.key;

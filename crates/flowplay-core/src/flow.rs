@@ -83,6 +83,39 @@ pub struct SampleRequest {
     pub record: Record,
 }
 
+impl SampleRequest {
+    /// `n` particles with `sampler`, unconditional, seed 0, recording nothing.
+    pub fn new(sampler: SamplerConfig, n: usize) -> Self {
+        Self {
+            sampler,
+            n,
+            seed: 0,
+            labels: None,
+            cfg_scale: 1.0,
+            record: Record::NONE,
+        }
+    }
+
+    /// The same request recording `record`.
+    pub fn recording(self, record: Record) -> Self {
+        Self { record, ..self }
+    }
+
+    /// The same request for particles of classes `labels` (one each) with guidance `cfg_scale`.
+    pub fn with_labels(self, labels: Option<Vec<u32>>, cfg_scale: f32) -> Self {
+        Self {
+            labels,
+            cfg_scale,
+            ..self
+        }
+    }
+
+    /// The same request with the source drawn from `seed`.
+    pub fn seeded(self, seed: u64) -> Self {
+        Self { seed, ..self }
+    }
+}
+
 impl FlowModel {
     /// A model from its spec and parameters; checks the parameter count.
     pub fn new(spec: ModelSpec, params: Vec<f32>) -> Result<Self, Error> {

@@ -8,7 +8,8 @@
 //!   preconditioning for VE, uniform and logit-normal time sampling;
 //! - [`mlp`]: the QR's `VectorFieldMLP` with a hand-written backward pass;
 //! - [`optim`]: AdamW, gradient clipping and EMA with PyTorch's semantics;
-//! - [`sampler`]: Euler, Heun, RK4, the TRELLIS sampler, classifier-free guidance;
+//! - [`sampler`]: Euler, Heun, RK4 from one Butcher tableau each, the TRELLIS sampler,
+//!   classifier-free guidance;
 //! - [`batch`]: the random draws of a training step, shared with the GPU trainer;
 //! - [`train`]: the CPU trainer, minibatch OT coupling and reflow;
 //! - [`metrics`]: W2, sliced W2, MMD, straightness, path energy;

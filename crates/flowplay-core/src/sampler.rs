@@ -40,22 +40,24 @@ impl Solver {
     /// Every solver.
     pub const ALL: [Self; 3] = [Self::Euler, Self::Heun, Self::Rk4];
 
+    /// The solver's Butcher tableau: the one definition of its stages, used by the CPU
+    /// [`Stepper`], the GPU sampler's stage builder and the likelihood integrator.
+    pub fn tableau(self) -> &'static Tableau {
+        match self {
+            Self::Euler => &EULER,
+            Self::Heun => &HEUN,
+            Self::Rk4 => &RK4,
+        }
+    }
+
     /// Velocity evaluations per step.
     pub fn evals_per_step(self) -> usize {
-        match self {
-            Self::Euler => 1,
-            Self::Heun => 2,
-            Self::Rk4 => 4,
-        }
+        self.tableau().stages.len()
     }
 
     /// The order of accuracy.
     pub fn order(self) -> usize {
-        match self {
-            Self::Euler => 1,
-            Self::Heun => 2,
-            Self::Rk4 => 4,
-        }
+        self.tableau().order
     }
 
     /// The name used on the command line.
@@ -67,6 +69,96 @@ impl Solver {
         }
     }
 }
+
+/// Where in a step a stage evaluates the field: at its start, its end, or a fraction between.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Node {
+    /// t₀.
+    Start,
+    /// t₀ + c·(t₁ − t₀) for 0 < c < 1.
+    Fraction(f32),
+    /// t₁ itself (not t₀ + (t₁ − t₀), which rounds differently).
+    End,
+}
+
+impl Node {
+    /// The stage's time in the step from `t0` to `t1`.
+    pub fn time(self, t0: f32, t1: f32) -> f32 {
+        match self {
+            Self::Start => t0,
+            Self::Fraction(c) => t0 + c * (t1 - t0),
+            Self::End => t1,
+        }
+    }
+}
+
+/// One stage of an explicit Runge–Kutta step: it evaluates `k_i = v(node(t₀, t₁), x + a_i·Δt·k_{i−1})`
+/// (the first stage at x itself) and adds `weight_i·k_i` to the step's sum.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TableauStage {
+    /// Where the stage evaluates the field.
+    pub node: Node,
+    /// a_i: the probe is `x + a_i·Δt·k_{i−1}` (0 for the first stage, which probes x).
+    pub probe: f32,
+    /// The stage's weight in the sum `Σ weight_i·k_i`.
+    pub weight: f32,
+}
+
+/// An explicit Runge–Kutta method whose stage i uses only k_{i−1} (QR §5's three solvers are of
+/// this kind): `x ← x + (Δt / divisor)·Σ weight_i·k_i`. The weights are small integers and the
+/// divisor their sum, so that the update rounds exactly as QR §5 writes it (`dt/6·(k₁ + 2k₂ + 2k₃
+/// + k₄)`, not `(1/6)·dt·…`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tableau {
+    /// The stages, in order.
+    pub stages: &'static [TableauStage],
+    /// The sum of the weights, by which Δt is divided.
+    pub divisor: f32,
+    /// The order of accuracy.
+    pub order: usize,
+}
+
+impl Tableau {
+    /// The step's multiplier of `Σ weight_i·k_i`: `Δt / divisor`.
+    pub fn step_scale(&self, dt: f32) -> f32 {
+        dt / self.divisor
+    }
+}
+
+const fn stage(node: Node, probe: f32, weight: f32) -> TableauStage {
+    TableauStage {
+        node,
+        probe,
+        weight,
+    }
+}
+
+/// Euler: `x ← x + Δt·v(t₀, x)`.
+const EULER: Tableau = Tableau {
+    stages: &[stage(Node::Start, 0.0, 1.0)],
+    divisor: 1.0,
+    order: 1,
+};
+
+/// Heun (improved Euler): `k₂ = v(t₁, x + Δt·k₁)`, `x ← x + Δt/2·(k₁ + k₂)`.
+const HEUN: Tableau = Tableau {
+    stages: &[stage(Node::Start, 0.0, 1.0), stage(Node::End, 1.0, 1.0)],
+    divisor: 2.0,
+    order: 2,
+};
+
+/// Classical RK4: midpoints probed along k₁ and k₂, the end along k₃,
+/// `x ← x + Δt/6·(k₁ + 2k₂ + 2k₃ + k₄)`.
+const RK4: Tableau = Tableau {
+    stages: &[
+        stage(Node::Start, 0.0, 1.0),
+        stage(Node::Fraction(0.5), 0.5, 2.0),
+        stage(Node::Fraction(0.5), 0.5, 2.0),
+        stage(Node::End, 1.0, 1.0),
+    ],
+    divisor: 6.0,
+    order: 4,
+};
 
 impl fmt::Display for Solver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -261,7 +353,8 @@ impl Stepper {
         &self.k[..self.stages]
     }
 
-    /// Advances `x` from `t0` to `t1` with `solver`, exactly as QR §5's samplers do.
+    /// Advances `x` from `t0` to `t1` with `solver`, exactly as QR §5's samplers do: the
+    /// stages of [`Solver::tableau`], then `x ← x + Δt/divisor·Σ weight_i·k_i`.
     pub fn step(
         &mut self,
         field: &impl VelocityField,
@@ -274,49 +367,114 @@ impl Stepper {
         let n = x.len();
         assert!(self.probe.len() >= n, "stepper sized for fewer particles");
         let dt = t1 - t0;
-        let [k1, k2, k3, k4] = &mut self.k;
+        let tableau = solver.tableau();
         let probe = &mut self.probe[..n];
-        let axpy = |probe: &mut [[f32; 2]], x: &[[f32; 2]], k: &[[f32; 2]], h: f32| {
-            for ((p, xi), ki) in probe.iter_mut().zip(x).zip(k) {
-                *p = [xi[0] + h * ki[0], xi[1] + h * ki[1]];
-            }
-        };
-        field.velocity(t0, x, labels, &mut k1[..n]);
-        match solver {
-            Solver::Euler => {
-                for (xi, k) in x.iter_mut().zip(&k1[..n]) {
-                    xi[0] += dt * k[0];
-                    xi[1] += dt * k[1];
-                }
-                self.stages = 1;
-            }
-            Solver::Heun => {
-                axpy(probe, x, &k1[..n], dt);
-                field.velocity(t1, probe, labels, &mut k2[..n]);
-                let half = dt * 0.5;
-                for ((xi, a), b) in x.iter_mut().zip(&k1[..n]).zip(&k2[..n]) {
-                    xi[0] += half * (a[0] + b[0]);
-                    xi[1] += half * (a[1] + b[1]);
-                }
-                self.stages = 2;
-            }
-            Solver::Rk4 => {
-                let mid = t0 + dt / 2.0;
-                axpy(probe, x, &k1[..n], dt / 2.0);
-                field.velocity(mid, probe, labels, &mut k2[..n]);
-                axpy(probe, x, &k2[..n], dt / 2.0);
-                field.velocity(mid, probe, labels, &mut k3[..n]);
-                axpy(probe, x, &k3[..n], dt);
-                field.velocity(t1, probe, labels, &mut k4[..n]);
-                let sixth = dt / 6.0;
-                for i in 0..n {
-                    for d in 0..2 {
-                        x[i][d] += sixth * (k1[i][d] + 2.0 * k2[i][d] + 2.0 * k3[i][d] + k4[i][d]);
+        for (i, stage) in tableau.stages.iter().enumerate() {
+            let t = stage.node.time(t0, t1);
+            let (before, rest) = self.k.split_at_mut(i);
+            let k = &mut rest[0][..n];
+            match before.last() {
+                None => field.velocity(t, x, labels, k),
+                Some(previous) => {
+                    let h = stage.probe * dt;
+                    for ((p, xi), kp) in probe.iter_mut().zip(x.iter()).zip(&previous[..n]) {
+                        *p = [xi[0] + h * kp[0], xi[1] + h * kp[1]];
                     }
+                    field.velocity(t, probe, labels, k);
                 }
-                self.stages = 4;
             }
         }
+        let stages = tableau.stages.len();
+        let scale = tableau.step_scale(dt);
+        for (i, xi) in x.iter_mut().enumerate() {
+            for d in 0..2 {
+                let mut sum = tableau.stages[0].weight * self.k[0][i][d];
+                for (stage, k) in tableau.stages.iter().zip(&self.k).skip(1) {
+                    sum += stage.weight * k[i][d];
+                }
+                xi[d] += scale * sum;
+            }
+        }
+        self.stages = stages;
+    }
+}
+
+/// One stage of one particle's step, for the step-by-step view: where it evaluated the field,
+/// at what time, and the velocity it found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StageSample {
+    /// The stage's time.
+    pub t: f32,
+    /// The point it evaluated the field at (x for the first stage, else `x + a_i·Δt·k_{i−1}`).
+    pub point: [f32; 2],
+    /// k_i.
+    pub velocity: [f32; 2],
+}
+
+/// One particle's solver step taken apart: every stage, and where the step lands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepParts {
+    /// Where the step starts.
+    pub x: [f32; 2],
+    /// Start time.
+    pub t0: f32,
+    /// End time.
+    pub t1: f32,
+    /// Each stage, in order.
+    pub stages: Vec<StageSample>,
+    /// `x + Δt/divisor·Σ weight_i·k_i`.
+    pub next: [f32; 2],
+}
+
+/// Takes one particle's step from `t0` to `t1` with `solver` apart (the same arithmetic as
+/// [`Stepper::step`]).
+pub fn step_parts(
+    field: &impl VelocityField,
+    solver: Solver,
+    t0: f32,
+    t1: f32,
+    x: [f32; 2],
+    label: Option<u32>,
+) -> StepParts {
+    let mut stepper = Stepper::new(1);
+    let mut probe_x = [x];
+    let labels = label.map(|l| [l]);
+    stepper.step(
+        field,
+        solver,
+        t0,
+        t1,
+        &mut probe_x,
+        labels.as_ref().map(|l| &l[..]),
+    );
+    let tableau = solver.tableau();
+    let dt = t1 - t0;
+    let stages = tableau
+        .stages
+        .iter()
+        .zip(stepper.stages())
+        .enumerate()
+        .map(|(i, (stage, k))| {
+            let point = if i == 0 {
+                x
+            } else {
+                let previous = stepper.stages()[i - 1][0];
+                let h = stage.probe * dt;
+                [x[0] + h * previous[0], x[1] + h * previous[1]]
+            };
+            StageSample {
+                t: stage.node.time(t0, t1),
+                point,
+                velocity: k[0],
+            }
+        })
+        .collect();
+    StepParts {
+        x,
+        t0,
+        t1,
+        stages,
+        next: probe_x[0],
     }
 }
 
@@ -515,6 +673,21 @@ impl<'a, F: VelocityField> GuidedField<'a, F> {
             scale,
             null_label,
         }
+    }
+
+    /// The conditional field it guides.
+    pub fn inner(&self) -> &'a F {
+        self.inner
+    }
+
+    /// The guidance scale.
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+
+    /// The null label (∅).
+    pub fn null_label(&self) -> u32 {
+        self.null_label
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-pub use crate::batch::{BatchDraws, BatchPairs, regression_pair};
+pub use crate::batch::{BatchDraws, BatchPairs, CouplingPool, regression_pair};
 use crate::data::{Dataset, Points};
 use crate::flow::{DataSource, FlowModel, ModelSpec, SampleRequest, draw_source};
 use crate::mlp::{Mlp, MlpConfig, Prepared, Workspace, mse_loss_grad};
@@ -266,17 +266,25 @@ impl TrainConfig {
             dataset: self.dataset.clone(),
         }
     }
-}
 
-/// Pairs (x₀, x₁) for reflow (QR §7.1): x₁ = ODE(x₀) under the previous round's model.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CouplingPool {
-    /// Source points (unscaled).
-    pub x0: Vec<[f32; 2]>,
-    /// Where the model's ODE took them.
-    pub x1: Vec<[f32; 2]>,
-    /// The class each pair was generated with, for conditional models.
-    pub labels: Option<Vec<u32>>,
+    /// Where the batches of a run with this configuration come from: the run's key, time
+    /// distribution and label dropout, with the given pools.
+    pub fn batch_draws<'a>(
+        &self,
+        data: &'a Points,
+        source: Option<&'a Points>,
+        pairs: Option<&'a CouplingPool>,
+    ) -> BatchDraws<'a> {
+        BatchDraws {
+            key: crate::rng::key_from_seed(self.seed),
+            data,
+            source,
+            pairs,
+            time_sampling: self.time_sampling,
+            p_drop: self.p_drop,
+            null_label: self.mlp.is_conditional().then(|| self.mlp.null_label()),
+        }
+    }
 }
 
 /// The data pool and source pool (`None` for N(0, I)) a run with `config` trains on: the user's
@@ -639,12 +647,9 @@ impl CpuTrainer {
 
     /// The batch's random draws for the current step: exactly what the GPU trainer draws.
     fn draw_batch(&mut self) {
-        let draws = BatchDraws::new(
-            &self.config,
-            &self.data,
-            self.source.as_ref(),
-            self.pairs.as_ref(),
-        );
+        let draws = self
+            .config
+            .batch_draws(&self.data, self.source.as_ref(), self.pairs.as_ref());
         draws.fill(self.step, self.config.batch, &mut self.batch.pairs);
     }
 

@@ -35,7 +35,23 @@ pub mod common {
     ];
 }
 
-/// One kernel file and the helpers it is assembled with.
+/// What a kernel binds at one slot of its bind group (group 0, binding = the slot's index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`.
+    Write,
+    /// `var<uniform>` of this many bytes.
+    Uniform(u64),
+    /// `var<uniform>` of this many bytes, bound with a dynamic offset (a table of per-step or
+    /// per-stage entries).
+    Dynamic(u64),
+}
+
+/// One kernel: its file, the helpers it is assembled with, and its bindings, declared once.
+/// The pipelines are built from the slots, and a test checks them (and the size of every
+/// uniform mirror in `uniforms.rs`) against the WGSL.
 #[derive(Clone, Copy, Debug)]
 pub struct ShaderSource {
     /// The file name in `shaders/`, e.g. `linear_forward.wgsl`.
@@ -44,6 +60,8 @@ pub struct ShaderSource {
     pub code: &'static str,
     /// Helpers prepended, in order.
     pub helpers: &'static [&'static str],
+    /// Its bindings in group 0, in binding order.
+    pub slots: &'static [Slot],
 }
 
 impl ShaderSource {
@@ -60,40 +78,195 @@ impl ShaderSource {
 }
 
 macro_rules! shader {
-    ($name:ident, $file:literal, [$($helper:ident),*]) => {
+    ($name:ident, $file:literal, [$($helper:ident),*], [$($slot:expr),* $(,)?]) => {
         #[doc = concat!("`shaders/", $file, "`.")]
         pub const $name: ShaderSource = ShaderSource {
             file: $file,
             code: include_str!(concat!("../../../shaders/", $file)),
             helpers: &[$(common::$helper),*],
+            slots: &[$($slot),*],
         };
     };
 }
 
-shader!(LINEAR_FORWARD, "linear_forward.wgsl", [MATH, GEMM]);
-shader!(TIME_BRANCH, "time_branch.wgsl", [MATH, STAGE]);
-shader!(LABEL_ROWS, "label_rows.wgsl", []);
-shader!(ODE_STAGE, "ode_stage.wgsl", [MATH, PATH, STAGE]);
-shader!(PARTICLE_HISTOGRAM, "particle_histogram.wgsl", []);
-shader!(GRID_POINTS, "grid_points.wgsl", []);
-shader!(BATCH_DRAW, "batch_draw.wgsl", [MATH, RNG, PATH, TRAIN_STEP]);
-shader!(MSE_LOSS, "mse_loss.wgsl", [REDUCE]);
+/// The size of a uniform mirror, for a slot.
+const fn bytes<T>() -> u64 {
+    size_of::<T>() as u64
+}
+
+use crate::uniforms as u;
+use Slot::{Dynamic, Read, Uniform, Write};
+
+shader!(
+    LINEAR_FORWARD,
+    "linear_forward.wgsl",
+    [MATH, GEMM],
+    [
+        Read,
+        Read,
+        Read,
+        Read,
+        Write,
+        Dynamic(bytes::<u::LinearForwardUniform>())
+    ]
+);
+shader!(
+    TIME_BRANCH,
+    "time_branch.wgsl",
+    [MATH, STAGE],
+    [
+        Read,
+        Read,
+        Read,
+        Write,
+        Write,
+        Dynamic(bytes::<u::StageUniform>())
+    ]
+);
+shader!(
+    LABEL_ROWS,
+    "label_rows.wgsl",
+    [],
+    [Read, Write, Uniform(bytes::<u::LabelRowsUniform>())]
+);
+shader!(
+    ODE_STAGE,
+    "ode_stage.wgsl",
+    [MATH, PATH, STAGE],
+    [
+        Read,
+        Write,
+        Write,
+        Write,
+        Write,
+        Write,
+        Write,
+        Dynamic(bytes::<u::StageUniform>()),
+        Dynamic(bytes::<u::ChunkUniform>()),
+    ]
+);
+shader!(
+    PARTICLE_HISTOGRAM,
+    "particle_histogram.wgsl",
+    [],
+    [Read, Write, Uniform(bytes::<u::HistogramUniform>())]
+);
+shader!(
+    GRID_POINTS,
+    "grid_points.wgsl",
+    [],
+    [Write, Write, Write, Uniform(bytes::<u::GridUniform>())]
+);
+shader!(
+    BATCH_DRAW,
+    "batch_draw.wgsl",
+    [MATH, RNG, PATH, TRAIN_STEP],
+    [
+        Read,
+        Read,
+        Read,
+        Read,
+        Write,
+        Write,
+        Write,
+        Write,
+        Uniform(bytes::<u::BatchDrawUniform>()),
+        Dynamic(bytes::<u::StepValues>()),
+    ]
+);
+shader!(
+    MSE_LOSS,
+    "mse_loss.wgsl",
+    [REDUCE],
+    [
+        Read,
+        Read,
+        Write,
+        Write,
+        Uniform(bytes::<u::MseLossUniform>())
+    ]
+);
 shader!(
     LINEAR_BACKWARD_INPUT,
     "linear_backward_input.wgsl",
-    [MATH, GEMM]
+    [MATH, GEMM],
+    [
+        Read,
+        Read,
+        Read,
+        Write,
+        Uniform(bytes::<u::BackwardInputUniform>())
+    ]
 );
 shader!(
     LINEAR_BACKWARD_WEIGHT,
     "linear_backward_weight.wgsl",
-    [MATH, GEMM]
+    [MATH, GEMM],
+    [
+        Read,
+        Read,
+        Read,
+        Write,
+        Uniform(bytes::<u::BackwardWeightUniform>())
+    ]
 );
-shader!(GRAD_REDUCE, "grad_reduce.wgsl", []);
-shader!(LABEL_EMBED_GRAD, "label_embed_grad.wgsl", []);
-shader!(GRAD_NORM, "grad_norm.wgsl", [REDUCE]);
-shader!(STEP_STATS, "step_stats.wgsl", [MATH, TRAIN_STEP, REDUCE]);
-shader!(ADAMW_EMA, "adamw_ema.wgsl", [TRAIN_STEP]);
-shader!(PARTICLES_DRAW, "particles_draw.wgsl", []);
+shader!(
+    GRAD_REDUCE,
+    "grad_reduce.wgsl",
+    [],
+    [Read, Write, Uniform(bytes::<u::GradReduceUniform>())]
+);
+shader!(
+    LABEL_EMBED_GRAD,
+    "label_embed_grad.wgsl",
+    [],
+    [
+        Read,
+        Read,
+        Write,
+        Uniform(bytes::<u::LabelEmbedGradUniform>())
+    ]
+);
+shader!(
+    GRAD_NORM,
+    "grad_norm.wgsl",
+    [REDUCE],
+    [Read, Write, Uniform(bytes::<u::CountUniform>())]
+);
+shader!(
+    STEP_STATS,
+    "step_stats.wgsl",
+    [MATH, TRAIN_STEP, REDUCE],
+    [
+        Read,
+        Read,
+        Write,
+        Write,
+        Uniform(bytes::<u::StepStatsUniform>()),
+        Dynamic(bytes::<u::StepValues>()),
+    ]
+);
+shader!(
+    ADAMW_EMA,
+    "adamw_ema.wgsl",
+    [TRAIN_STEP],
+    [
+        Read,
+        Read,
+        Write,
+        Write,
+        Write,
+        Write,
+        Uniform(bytes::<u::AdamWUniform>()),
+        Dynamic(bytes::<u::StepValues>()),
+    ]
+);
+shader!(
+    PARTICLES_DRAW,
+    "particles_draw.wgsl",
+    [],
+    [Read, Read, Uniform(bytes::<u::DrawUniform>())]
+);
 
 /// Every kernel, and the particle render shader.
 pub const SHADERS: &[ShaderSource] = &[
@@ -115,32 +288,20 @@ pub const SHADERS: &[ShaderSource] = &[
     PARTICLES_DRAW,
 ];
 
-/// What a kernel binds at one slot of its bind group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Slot {
-    /// `var<storage, read>`.
-    Read,
-    /// `var<storage, read_write>`.
-    Write,
-    /// `var<uniform>` of this many bytes.
-    Uniform(u64),
-    /// `var<uniform>` of this many bytes, bound with a dynamic offset (per-step values).
-    Dynamic(u64),
-}
-
 /// A compute pipeline with its bind-group layout (group 0).
 #[derive(Debug)]
 pub(crate) struct Kernel {
     pub(crate) pipeline: wgpu::ComputePipeline,
     pub(crate) layout: wgpu::BindGroupLayout,
-    slots: Vec<Slot>,
+    slots: &'static [Slot],
     label: &'static str,
 }
 
 impl Kernel {
-    /// Compiles `shader` with entry point `main` and the given bindings.
-    pub(crate) fn new(device: &wgpu::Device, shader: &ShaderSource, slots: &[Slot]) -> Self {
+    /// Compiles `shader` with entry point `main` and its bindings.
+    pub(crate) fn new(device: &wgpu::Device, shader: &ShaderSource) -> Self {
         let label = shader.file;
+        let slots = shader.slots;
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(label),
             source: wgpu::ShaderSource::Wgsl(shader.assemble().into()),
@@ -152,16 +313,16 @@ impl Kernel {
                 binding: i as u32,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: match *slot {
-                    Slot::Read | Slot::Write => wgpu::BindingType::Buffer {
+                    Read | Write => wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Storage {
-                            read_only: *slot == Slot::Read,
+                            read_only: *slot == Read,
                         },
                         has_dynamic_offset: false,
                         min_binding_size: None,
                     },
-                    Slot::Uniform(size) | Slot::Dynamic(size) => wgpu::BindingType::Buffer {
+                    Uniform(size) | Dynamic(size) => wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: matches!(slot, Slot::Dynamic(_)),
+                        has_dynamic_offset: matches!(slot, Dynamic(_)),
                         min_binding_size: NonZeroU64::new(size),
                     },
                 },
@@ -188,9 +349,14 @@ impl Kernel {
         Self {
             pipeline,
             layout,
-            slots: slots.to_vec(),
+            slots,
             label,
         }
+    }
+
+    /// Whether the kernel binds a uniform with a dynamic offset (each dispatch passes one).
+    pub(crate) fn has_dynamic(&self) -> bool {
+        self.slots.iter().any(|s| matches!(s, Dynamic(_)))
     }
 
     /// A bind group: one buffer binding per slot, in order. Dynamic uniforms bind one entry's
@@ -199,12 +365,12 @@ impl Kernel {
         assert_eq!(buffers.len(), self.slots.len(), "{}: bindings", self.label);
         let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
-            .zip(&self.slots)
+            .zip(self.slots)
             .enumerate()
             .map(|(i, (buffer, slot))| wgpu::BindGroupEntry {
                 binding: i as u32,
                 resource: match *slot {
-                    Slot::Dynamic(size) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    Dynamic(size) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer,
                         offset: 0,
                         size: NonZeroU64::new(size),
@@ -227,4 +393,93 @@ pub(crate) fn grid_1d(n: u32) -> [u32; 3] {
     let groups = n.div_ceil(256).max(1);
     let x = groups.min(65_535);
     [x, groups.div_ceil(x), 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(shader: &ShaderSource) -> naga::Module {
+        let source = shader.assemble();
+        naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{}: {}", shader.file, e.emit_to_string(&source)))
+    }
+
+    fn layouter(module: &naga::Module) -> naga::proc::Layouter {
+        let mut layouter = naga::proc::Layouter::default();
+        layouter
+            .update(module.to_ctx())
+            .unwrap_or_else(|e| panic!("layout: {e}"));
+        layouter
+    }
+
+    /// Each kernel's declared slots are its WGSL's bindings: the same count, storage access
+    /// (read or read_write) and uniform sizes (the Rust mirror's `size_of` against naga's
+    /// layout of the WGSL struct).
+    #[test]
+    fn every_slot_matches_its_wgsl_binding() {
+        for shader in SHADERS {
+            let module = parse(shader);
+            let layout = layouter(&module);
+            let mut bindings: Vec<(u32, Slot)> = module
+                .global_variables
+                .iter()
+                .filter_map(|(_, var)| {
+                    let binding = var.binding.as_ref()?;
+                    assert_eq!(binding.group, 0, "{}: group", shader.file);
+                    let slot = match var.space {
+                        naga::AddressSpace::Storage { access } => {
+                            if access.contains(naga::StorageAccess::STORE) {
+                                Write
+                            } else {
+                                Read
+                            }
+                        }
+                        naga::AddressSpace::Uniform => Uniform(u64::from(layout[var.ty].size)),
+                        other => panic!("{}: unexpected address space {other:?}", shader.file),
+                    };
+                    Some((binding.binding, slot))
+                })
+                .collect();
+            bindings.sort_by_key(|b| b.0);
+            let declared: Vec<(u32, Slot)> = shader
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(i, slot)| {
+                    let slot = match *slot {
+                        Dynamic(size) => Uniform(size),
+                        other => other,
+                    };
+                    (i as u32, slot)
+                })
+                .collect();
+            assert_eq!(
+                bindings, declared,
+                "{}: bindings against its slots",
+                shader.file
+            );
+        }
+    }
+
+    /// Every `#[repr(C)]` mirror in `uniforms.rs` has the size of the WGSL struct it mirrors.
+    #[test]
+    fn every_uniform_mirror_has_its_wgsl_size() {
+        for (name, shader, size) in crate::uniforms::MIRRORS {
+            let module = parse(shader);
+            let layout = layouter(&module);
+            let Some((ty, _)) = module
+                .types
+                .iter()
+                .find(|(_, ty)| ty.name.as_deref() == Some(*name))
+            else {
+                panic!("{}: no struct {name}", shader.file);
+            };
+            assert_eq!(
+                layout[ty].size as usize, *size,
+                "{name} in {}: WGSL size against its Rust mirror",
+                shader.file
+            );
+        }
+    }
 }

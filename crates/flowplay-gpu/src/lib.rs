@@ -29,5 +29,5 @@ pub use context::{
 };
 pub use error::GpuError;
 pub use render::{DrawFrame, ParticleRenderer, ParticleSource, Rgba, SourcePage, segment_at};
-pub use sampler::{GpuSampler, RecordedPage, Rect};
+pub use sampler::{FieldGrid, GpuSampler, RecordedPage, Rect};
 pub use trainer::{GpuTrainer, Inspection, MAX_STEPS_PER_SUBMIT};

@@ -5,29 +5,8 @@
 use std::num::NonZeroU64;
 
 use crate::GpuSampler;
-use crate::kernel::PARTICLES_DRAW;
-
-/// The draw uniform. Keep in sync with `Draw` in `shaders/particles_draw.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-struct DrawUniform {
-    centre: [f32; 2],
-    clip_per_world: [f32; 2],
-    clip_per_px: [f32; 2],
-    dot_radius_px: f32,
-    trail_half_width_px: f32,
-    n: u32,
-    frames: u32,
-    k: u32,
-    s: f32,
-    dot_colour: [f32; 4],
-    trail_colour: [f32; 4],
-    endpoint_colour: [f32; 4],
-    classes: u32,
-    first: u32,
-    _pad: [u32; 2],
-    palette: [[f32; 4]; 8],
-}
+use crate::kernel::{PARTICLES_DRAW, Slot};
+use crate::uniforms::DrawUniform;
 
 /// A colour with straight (not premultiplied) alpha, each channel in [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -172,32 +151,42 @@ impl ParticleRenderer {
             label: Some(label),
             source: wgpu::ShaderSource::Wgsl(PARTICLES_DRAW.assemble().into()),
         });
-        let storage = |binding| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::VERTEX,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only: true },
-                has_dynamic_offset: false,
-                min_binding_size: NonZeroU64::new(8),
-            },
-            count: None,
-        };
+        // The bindings as `PARTICLES_DRAW` declares them: the trajectories for the vertex
+        // stage, the draw uniform for both stages.
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = PARTICLES_DRAW
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(binding, slot)| {
+                let (visibility, ty) = match *slot {
+                    Slot::Uniform(size) => (
+                        wgpu::ShaderStages::VERTEX_FRAGMENT,
+                        wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Uniform,
+                            has_dynamic_offset: false,
+                            min_binding_size: NonZeroU64::new(size),
+                        },
+                    ),
+                    _ => (
+                        wgpu::ShaderStages::VERTEX,
+                        wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Storage { read_only: true },
+                            has_dynamic_offset: false,
+                            min_binding_size: NonZeroU64::new(8),
+                        },
+                    ),
+                };
+                wgpu::BindGroupLayoutEntry {
+                    binding: binding as u32,
+                    visibility,
+                    ty,
+                    count: None,
+                }
+            })
+            .collect();
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("flowplay::particles_draw::bind_group_layout"),
-            entries: &[
-                storage(0),
-                storage(1),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 2,
-                    visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: NonZeroU64::new(size_of::<DrawUniform>() as u64),
-                    },
-                    count: None,
-                },
-            ],
+            entries: &entries,
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(label),
@@ -382,13 +371,6 @@ fn draw_pages(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_uniform_matches_the_wgsl_struct_size() {
-        // centre, clip_per_world, clip_per_px (3 × 8) + 2 f32 + 4 u32/f32 + 3 vec4, then
-        // classes with padding to 16 bytes and 8 vec4 (WGSL's array<vec4<f32>, 8> at 112).
-        assert_eq!(size_of::<DrawUniform>(), 240);
-    }
 
     #[test]
     fn time_falls_in_the_right_segment() {

@@ -22,9 +22,9 @@
 
 use std::collections::VecDeque;
 
-use bytemuck::{Pod, Zeroable};
+use bytemuck::Pod;
 use flowplay_core::Error;
-use flowplay_core::batch::{BatchDraws, BatchPairs};
+use flowplay_core::batch::BatchPairs;
 use flowplay_core::data::Points;
 use flowplay_core::mlp::Mlp;
 use flowplay_core::path::TimeSampling;
@@ -35,9 +35,13 @@ use flowplay_core::train::{
 
 use crate::GpuError;
 use crate::buffers::{self, StagingRing};
-use crate::kernel::{self, Kernel, Slot, grid_1d};
+use crate::kernel::{self, Kernel, grid_1d};
 use crate::layout::{LinearOffsets, MlpOffsets};
-use crate::uniforms::{LinearForwardUniform, LinearInput, NONE, PathUniform};
+use crate::uniforms::{
+    AdamWUniform, BackwardInputUniform, BackwardWeightUniform, BatchDrawUniform, Control,
+    CountUniform, GradReduceUniform, LabelEmbedGradUniform, LinearForwardUniform, LinearInput,
+    MseLossUniform, NONE, PathUniform, StepStatsUniform, StepValues,
+};
 
 /// Most steps encoded in one submission.
 pub const MAX_STEPS_PER_SUBMIT: u32 = 256;
@@ -53,144 +57,6 @@ const SPLIT_ROWS: u32 = 256;
 const MAX_PARTIAL_BYTES: u64 = 32 << 20;
 /// Workgroups of `grad_norm.wgsl` (its `GROUPS`).
 const NORM_GROUPS: u32 = 256;
-
-/// Per-step values. Keep in sync with `StepValues` in shaders/common/train_step.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct StepValues {
-    step: u32,
-    slot: u32,
-    lr: f32,
-    step_size: f32,
-    bias2_sqrt: f32,
-    decay: f32,
-    pad: [u32; 2],
-}
-
-/// Keep in sync with `BatchDraw` in batch_draw.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct BatchDrawUniform {
-    batch: u32,
-    data_len: u32,
-    source_len: u32,
-    mode: u32,
-    key: [u32; 2],
-    time_kind: u32,
-    conditional: u32,
-    t_mean: f32,
-    t_std: f32,
-    p_drop: f32,
-    null_label: u32,
-    in_stride: u32,
-    labelled: u32,
-    pad: [u32; 2],
-    path: PathUniform,
-}
-
-/// Keep in sync with `MseLoss` in mse_loss.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct MseLossUniform {
-    batch: u32,
-    grad_scale: f32,
-    pad: [u32; 2],
-}
-
-/// Keep in sync with `LinearBackwardInput` in linear_backward_input.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct BackwardInputUniform {
-    rows: u32,
-    cols: u32,
-    outputs: u32,
-    dz_stride: u32,
-    w_offset: u32,
-    w_stride: u32,
-    col0: u32,
-    silu: u32,
-    z_stride: u32,
-    out_stride: u32,
-    pad: [u32; 2],
-}
-
-/// Keep in sync with `LinearBackwardWeight` in linear_backward_weight.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct BackwardWeightUniform {
-    rows: u32,
-    outputs: u32,
-    inputs: u32,
-    a_mode: u32,
-    a_stride: u32,
-    dz_stride: u32,
-    half: u32,
-    t_scale: f32,
-    split_rows: u32,
-    pad: [u32; 3],
-}
-
-/// Keep in sync with `GradReduce` in grad_reduce.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct GradReduceUniform {
-    outputs: u32,
-    inputs: u32,
-    splits: u32,
-    w_offset: u32,
-    b_offset: u32,
-    pad: [u32; 3],
-}
-
-/// Keep in sync with `LabelEmbedGrad` in label_embed_grad.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct LabelEmbedGradUniform {
-    rows: u32,
-    hidden: u32,
-    classes: u32,
-    offset: u32,
-}
-
-/// Keep in sync with `GradNorm` in grad_norm.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct CountUniform {
-    count: u32,
-    pad: [u32; 3],
-}
-
-/// Keep in sync with `StepStats` in step_stats.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct StepStatsUniform {
-    loss_count: u32,
-    inv_denominator: f32,
-    clip: f32,
-    pad: u32,
-}
-
-/// Keep in sync with `AdamW` in adamw_ema.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct AdamWUniform {
-    count: u32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    ema_decay: f32,
-    pad: [u32; 3],
-}
-
-/// Keep in sync with `Control` in shaders/common/train_step.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct Control {
-    coef: f32,
-    apply: u32,
-    halted: u32,
-    pad: u32,
-}
 
 /// How `batch_draw.wgsl` finds x₀ and x₁ (its `SOURCE_*` constants).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,117 +83,17 @@ struct Kernels {
 
 impl Kernels {
     fn new(device: &wgpu::Device) -> Self {
-        use Slot::{Dynamic, Read, Uniform, Write};
-        let size = |bytes: usize| bytes as u64;
-        let step = Dynamic(size(size_of::<StepValues>()));
         Self {
-            draw: Kernel::new(
-                device,
-                &kernel::BATCH_DRAW,
-                &[
-                    Read,
-                    Read,
-                    Read,
-                    Read,
-                    Write,
-                    Write,
-                    Write,
-                    Write,
-                    Uniform(size(size_of::<BatchDrawUniform>())),
-                    step,
-                ],
-            ),
-            forward: Kernel::new(
-                device,
-                &kernel::LINEAR_FORWARD,
-                &[
-                    Read,
-                    Read,
-                    Read,
-                    Read,
-                    Write,
-                    Uniform(size(size_of::<LinearForwardUniform>())),
-                ],
-            ),
-            loss: Kernel::new(
-                device,
-                &kernel::MSE_LOSS,
-                &[
-                    Read,
-                    Read,
-                    Write,
-                    Write,
-                    Uniform(size(size_of::<MseLossUniform>())),
-                ],
-            ),
-            backward_input: Kernel::new(
-                device,
-                &kernel::LINEAR_BACKWARD_INPUT,
-                &[
-                    Read,
-                    Read,
-                    Read,
-                    Write,
-                    Uniform(size(size_of::<BackwardInputUniform>())),
-                ],
-            ),
-            backward_weight: Kernel::new(
-                device,
-                &kernel::LINEAR_BACKWARD_WEIGHT,
-                &[
-                    Read,
-                    Read,
-                    Read,
-                    Write,
-                    Uniform(size(size_of::<BackwardWeightUniform>())),
-                ],
-            ),
-            reduce: Kernel::new(
-                device,
-                &kernel::GRAD_REDUCE,
-                &[Read, Write, Uniform(size(size_of::<GradReduceUniform>()))],
-            ),
-            label_grad: Kernel::new(
-                device,
-                &kernel::LABEL_EMBED_GRAD,
-                &[
-                    Read,
-                    Read,
-                    Write,
-                    Uniform(size(size_of::<LabelEmbedGradUniform>())),
-                ],
-            ),
-            norm: Kernel::new(
-                device,
-                &kernel::GRAD_NORM,
-                &[Read, Write, Uniform(size(size_of::<CountUniform>()))],
-            ),
-            stats: Kernel::new(
-                device,
-                &kernel::STEP_STATS,
-                &[
-                    Read,
-                    Read,
-                    Write,
-                    Write,
-                    Uniform(size(size_of::<StepStatsUniform>())),
-                    step,
-                ],
-            ),
-            adamw: Kernel::new(
-                device,
-                &kernel::ADAMW_EMA,
-                &[
-                    Read,
-                    Read,
-                    Write,
-                    Write,
-                    Write,
-                    Write,
-                    Uniform(size(size_of::<AdamWUniform>())),
-                    step,
-                ],
-            ),
+            draw: Kernel::new(device, &kernel::BATCH_DRAW),
+            forward: Kernel::new(device, &kernel::LINEAR_FORWARD),
+            loss: Kernel::new(device, &kernel::MSE_LOSS),
+            backward_input: Kernel::new(device, &kernel::LINEAR_BACKWARD_INPUT),
+            backward_weight: Kernel::new(device, &kernel::LINEAR_BACKWARD_WEIGHT),
+            reduce: Kernel::new(device, &kernel::GRAD_REDUCE),
+            label_grad: Kernel::new(device, &kernel::LABEL_EMBED_GRAD),
+            norm: Kernel::new(device, &kernel::GRAD_NORM),
+            stats: Kernel::new(device, &kernel::STEP_STATS),
+            adamw: Kernel::new(device, &kernel::ADAMW_EMA),
         }
     }
 }
@@ -451,8 +217,19 @@ impl Pools {
 struct Dispatch {
     kernel: KernelId,
     group: wgpu::BindGroup,
-    per_step: bool,
+    offset: DynamicOffset,
     workgroups: [u32; 3],
+}
+
+/// The dynamic offset a dispatch binds its table uniform at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DynamicOffset {
+    /// The kernel has no dynamic uniform.
+    None,
+    /// Its uniform is the layer's own (an entry at offset 0).
+    Zero,
+    /// The step's slot of the per-step values.
+    Step,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -1104,7 +881,9 @@ impl GpuTrainer {
         let Coupling::MinibatchOt { block } = self.config.coupling else {
             return;
         };
-        let draws = BatchDraws::new(&self.config, &self.data, self.source.as_ref(), None);
+        let draws = self
+            .config
+            .batch_draws(&self.data, self.source.as_ref(), None);
         let b = self.config.batch;
         let mut words: Vec<f32> = Vec::with_capacity(n as usize * b * 6);
         for k in 0..u64::from(n) {
@@ -1133,10 +912,15 @@ impl GpuTrainer {
             timestamp_writes: None,
         });
         for slot in 0..n {
-            let offset = [slot * STEP_SLOT_BYTES as u32];
+            let step = [slot * STEP_SLOT_BYTES as u32];
             for d in &self.plan.dispatches[..end] {
                 pass.set_pipeline(&self.kernel(d.kernel).pipeline);
-                pass.set_bind_group(0, &d.group, if d.per_step { &offset } else { &[] });
+                let offsets: &[u32] = match d.offset {
+                    DynamicOffset::None => &[],
+                    DynamicOffset::Zero => &[0],
+                    DynamicOffset::Step => &step,
+                };
+                pass.set_bind_group(0, &d.group, offsets);
                 let [x, y, z] = d.workgroups;
                 pass.dispatch_workgroups(x, y, z);
             }
@@ -1578,10 +1362,17 @@ impl PlanBuilder<'_> {
         }
         // The bind group keeps its buffers (the dispatch's own uniform among them) alive.
         let group = kernel.bind(self.device, &all);
+        let offset = if per_step.is_some() {
+            DynamicOffset::Step
+        } else if kernel.has_dynamic() {
+            DynamicOffset::Zero
+        } else {
+            DynamicOffset::None
+        };
         self.plan.dispatches.push(Dispatch {
             kernel: id,
             group,
-            per_step: per_step.is_some(),
+            offset,
             workgroups,
         });
     }

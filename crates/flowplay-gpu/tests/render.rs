@@ -381,7 +381,13 @@ fn the_samplers_pages_draw_what_one_page_draws() {
         sampler.set_max_chunk(Some(64));
         let mut encoder = device.create_command_encoder(&Default::default());
         sampler
-            .encode_sample(device, queue, &mut encoder, &x0, None, 1.0, &config, record)
+            .encode_sample(
+                device,
+                queue,
+                &mut encoder,
+                &x0,
+                &common::request(&x0, None, 1.0, &config, record),
+            )
             .expect("a run");
         queue.submit([encoder.finish()]);
         let src = ParticleSource::from_sampler(&sampler);

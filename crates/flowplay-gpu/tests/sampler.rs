@@ -14,7 +14,7 @@ use flowplay_core::rng::Rng;
 use flowplay_core::sampler::{
     GuidedField, MlpField, Record, SampleOutput, SamplerConfig, Solver, VelocityField, sample,
 };
-use flowplay_gpu::{GpuContext, GpuError, GpuSampler, Rect};
+use flowplay_gpu::{FieldGrid, GpuContext, GpuError, GpuSampler, Rect};
 
 /// Whole trajectories after several steps: each step feeds the previous step's rounding back
 /// through the network (whose Lipschitz constant amplifies it) and the GPU sums its dot products
@@ -146,10 +146,7 @@ fn run_case(gpu: &GpuContext, case: &Case, seed: u64) {
             &gpu.device,
             &gpu.queue,
             &x0,
-            None,
-            1.0,
-            &config,
-            Record::ALL,
+            &common::request(&x0, None, 1.0, &config, Record::ALL),
         )
         .unwrap();
     let want = cpu_sample(
@@ -169,10 +166,7 @@ fn run_case(gpu: &GpuContext, case: &Case, seed: u64) {
             &gpu.device,
             &gpu.queue,
             &x0,
-            None,
-            1.0,
-            &config,
-            Record::NONE,
+            &common::request(&x0, None, 1.0, &config, Record::NONE),
         )
         .unwrap();
     assert_eq!(plain.x, got.x, "{what}: recording changed the result");
@@ -280,10 +274,7 @@ fn one_euler_step_matches_to_forward_precision() {
                 &gpu.device,
                 &gpu.queue,
                 &x0,
-                None,
-                1.0,
-                &config,
-                Record::ALL,
+                &common::request(&x0, None, 1.0, &config, Record::ALL),
             )
             .unwrap();
         let want = cpu_sample(&mlp, &params, path, &config, &x0, None, 1.0, Record::ALL);
@@ -318,10 +309,7 @@ fn conditional_networks_with_and_without_guidance_match_the_cpu() {
                 &gpu.device,
                 &gpu.queue,
                 &x0,
-                labels,
-                cfg,
-                &config,
-                Record::ALL,
+                &common::request(&x0, labels, cfg, &config, Record::ALL),
             )
             .unwrap();
         let want = cpu_sample(&mlp, &params, path, &config, &x0, labels, cfg, Record::ALL);
@@ -340,10 +328,7 @@ fn conditional_networks_with_and_without_guidance_match_the_cpu() {
                 &gpu.device,
                 &gpu.queue,
                 &x0,
-                Some(&labels),
-                2.5,
-                &config,
-                Record::ALL,
+                &common::request(&x0, Some(&labels), 2.5, &config, Record::ALL),
             )
             .unwrap();
         let want = cpu_sample(
@@ -380,10 +365,7 @@ fn many_chunks_give_the_same_result_as_one() {
                     &gpu.device,
                     &gpu.queue,
                     &x0,
-                    labels,
-                    2.5,
-                    &config,
-                    Record::ALL,
+                    &common::request(&x0, labels, 2.5, &config, Record::ALL),
                 )
                 .unwrap()
         };
@@ -425,15 +407,30 @@ fn a_run_encoded_in_slices_matches_one_encoded_at_once() {
     let labels: Vec<u32> = (0..n as u32).map(|i| i % 4).collect();
     let config = SamplerConfig::new(Solver::Heun, 4);
     let whole = sampler
-        .sample(device, queue, &x0, Some(&labels), 2.0, &config, Record::ALL)
+        .sample(
+            device,
+            queue,
+            &x0,
+            &common::request(&x0, Some(&labels), 2.0, &config, Record::ALL),
+        )
         .unwrap();
     // An earlier, different run is what stays drawn while the next is encoded.
     let before = SamplerConfig::new(Solver::Euler, 2);
     sampler
-        .sample(device, queue, &x0[..100], None, 1.0, &before, Record::ALL)
+        .sample(
+            device,
+            queue,
+            &x0[..100],
+            &common::request(&x0[..100], None, 1.0, &before, Record::ALL),
+        )
         .unwrap();
     sampler
-        .begin_sample(device, queue, &x0, Some(&labels), 2.0, &config, Record::ALL)
+        .begin_sample(
+            device,
+            queue,
+            &x0,
+            &common::request(&x0, Some(&labels), 2.0, &config, Record::ALL),
+        )
         .unwrap();
     // 300 particles × 2 rows (guidance) × 9 evaluating stages (8 of Heun's, and the final
     // velocity) = 5400 rows.
@@ -472,10 +469,7 @@ fn an_empty_run_samples_nothing() {
             &gpu.device,
             &gpu.queue,
             &[],
-            None,
-            1.0,
-            &config,
-            Record::ALL,
+            &common::request(&[], None, 1.0, &config, Record::ALL),
         )
         .unwrap();
     assert!(out.x.is_empty() && out.trajectories.positions.is_empty());
@@ -497,10 +491,7 @@ fn histogram_counts_equal_a_cpu_histogram_of_the_same_points() {
             &gpu.device,
             &gpu.queue,
             &x0,
-            None,
-            1.0,
-            &config,
-            Record::NONE,
+            &common::request(&x0, None, 1.0, &config, Record::NONE),
         )
         .unwrap();
     let rect = Rect::new([-1.7, -2.1], [2.3, 1.9]);
@@ -539,7 +530,18 @@ fn velocity_grid_matches_the_cpu_field() {
         let t = 0.37;
         let label = (num_classes > 0).then_some(1);
         let got = sampler
-            .velocity_grid(&gpu.device, &gpu.queue, t, rect, nx, ny, label, 2.5)
+            .velocity_grid(
+                &gpu.device,
+                &gpu.queue,
+                &FieldGrid {
+                    t,
+                    rect,
+                    nx,
+                    ny,
+                    label,
+                    cfg_scale: 2.5,
+                },
+            )
             .unwrap();
         let field = MlpField::new(&mlp, &params, path);
         let mut want = vec![[0.0; 2]; centres.len()];
@@ -578,10 +580,7 @@ fn too_many_particles_for_the_buffers_is_a_clear_error() {
             &gpu.device,
             &gpu.queue,
             &x0,
-            None,
-            1.0,
-            &config,
-            Record::ALL,
+            &common::request(&x0, None, 1.0, &config, Record::ALL),
         )
         .unwrap_err();
     assert!(matches!(err, GpuError::Limits(_)), "{err}");
@@ -592,10 +591,7 @@ fn too_many_particles_for_the_buffers_is_a_clear_error() {
             &gpu.device,
             &gpu.queue,
             &x0[..3],
-            Some(&[0, 1]),
-            1.0,
-            &config,
-            Record::NONE,
+            &common::request(&x0[..3], Some(&[0, 1]), 1.0, &config, Record::NONE),
         )
         .unwrap_err();
     assert!(matches!(err, GpuError::Core(_)), "{err}");
@@ -620,10 +616,7 @@ fn a_million_particles_at_hidden_256() {
             &gpu.device,
             &gpu.queue,
             &x0,
-            None,
-            1.0,
-            &config,
-            Record::NONE,
+            &common::request(&x0, None, 1.0, &config, Record::NONE),
         )
         .unwrap();
     // Particles are independent: compare a slice from the first, a middle and the last chunk.

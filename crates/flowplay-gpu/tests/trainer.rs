@@ -12,7 +12,7 @@ mod common;
 
 use common::{FORWARD, GRADIENTS, OPTIMIZER, Tolerance, assert_close, gpu};
 use flowplay_core::Error;
-use flowplay_core::batch::{BatchDraws, BatchPairs, regression_pair};
+use flowplay_core::batch::{BatchPairs, regression_pair};
 use flowplay_core::data::Dataset;
 use flowplay_core::flow::DataSource;
 use flowplay_core::mlp::{Mlp, MlpConfig, Prepared, Workspace};
@@ -61,8 +61,7 @@ fn flat(v: &[[f32; 2]]) -> Vec<f32> {
 /// The CPU's batch for `trainer`'s next step.
 fn cpu_batch(trainer: &GpuTrainer, step: u64) -> BatchPairs {
     let cfg = trainer.config();
-    let draws = BatchDraws::new(
-        cfg,
+    let draws = cfg.batch_draws(
         trainer.data(),
         trainer.source_pool(),
         trainer.coupling_pool(),

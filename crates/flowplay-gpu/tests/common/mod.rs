@@ -77,3 +77,16 @@ pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: Tolerance) {
         worst.0
     );
 }
+
+/// The request of one sampling run of `x0`'s particles.
+pub fn request(
+    x0: &[[f32; 2]],
+    labels: Option<&[u32]>,
+    cfg_scale: f32,
+    config: &flowplay_core::sampler::SamplerConfig,
+    record: flowplay_core::sampler::Record,
+) -> flowplay_core::flow::SampleRequest {
+    flowplay_core::flow::SampleRequest::new(*config, x0.len())
+        .with_labels(labels.map(<[u32]>::to_vec), cfg_scale)
+        .recording(record)
+}

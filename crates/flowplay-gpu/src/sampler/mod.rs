@@ -24,22 +24,37 @@
 //! run is encoded into one command encoder. Buffers are allocated on first use and grown only
 //! when a run needs more.
 
-use bytemuck::{Pod, Zeroable};
+mod geometry;
+mod sets;
+mod stages;
+mod views;
+
+use flowplay_core::flow::SampleRequest;
 use flowplay_core::mlp::Mlp;
 use flowplay_core::path::Path;
-use flowplay_core::sampler::{Record, SamplerConfig, Solver, time_grid};
+use flowplay_core::sampler::{Record, SamplerConfig, time_grid};
 #[cfg(not(target_arch = "wasm32"))]
 use flowplay_core::sampler::{SampleOutput, Trajectories};
+
+pub use geometry::{FieldGrid, Rect};
+pub use sets::RecordedPage;
 
 use crate::GpuError;
 use crate::buffers::{self, STORAGE};
 use crate::context::check_compute_limits;
 use crate::kernel::{
-    GRID_POINTS, Kernel, LABEL_ROWS, LINEAR_FORWARD, ODE_STAGE, PARTICLE_HISTOGRAM, Slot,
-    TIME_BRANCH, grid_1d,
+    GRID_POINTS, Kernel, LABEL_ROWS, LINEAR_FORWARD, ODE_STAGE, PARTICLE_HISTOGRAM, TIME_BRANCH,
+    grid_1d,
 };
 use crate::layout::MlpOffsets;
-use crate::uniforms::{LinearForwardUniform, LinearInput, NONE};
+use crate::uniforms::{
+    GridUniform, HistogramUniform, LabelRowsUniform, LinearForwardUniform, StageUniform,
+};
+use geometry::config_error;
+use sets::{
+    GRID_NAMES, Growable, LastRun, PARTICLE_NAMES, ParticleSet, PendingRun, RunShape, pieces,
+};
+use stages::KIND_INIT;
 
 /// Stride of the entries of a dynamic-offset uniform table (WebGPU's offset alignment).
 const TABLE_STRIDE: u64 = 256;
@@ -50,376 +65,6 @@ const MAX_CHUNK_ROWS: u64 = 65_535 * 64;
 /// Chunks hold a multiple of this many particles, so that per-chunk label bindings start at
 /// offsets aligned to 256 bytes.
 const CHUNK_ALIGN: usize = 64;
-
-const KIND_FIRST: u32 = 1;
-const KIND_LAST: u32 = 2;
-const KIND_FINAL_POSITION: u32 = 4;
-const KIND_EVAL: u32 = 8;
-const KIND_HAS_NEXT: u32 = 16;
-const KIND_INIT: u32 = 32;
-const RECORD_POSITIONS: u32 = 1;
-const RECORD_ENDPOINTS: u32 = 2;
-const RECORD_VELOCITIES: u32 = 4;
-
-/// An axis-aligned rectangle in data space.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Rect {
-    /// The lower-left corner (x_min, y_min).
-    pub min: [f32; 2],
-    /// The upper-right corner (x_max, y_max).
-    pub max: [f32; 2],
-}
-
-impl Rect {
-    /// The rectangle from `min` to `max`.
-    pub fn new(min: [f32; 2], max: [f32; 2]) -> Self {
-        Self { min, max }
-    }
-
-    /// Width and height of one cell of an `nx × ny` grid over the rectangle, as the kernels use
-    /// it: `(x_max − x_min)/nx`, `(y_max − y_min)/ny` in f32.
-    pub fn cell(&self, nx: u32, ny: u32) -> [f32; 2] {
-        [
-            (self.max[0] - self.min[0]) / nx as f32,
-            (self.max[1] - self.min[1]) / ny as f32,
-        ]
-    }
-
-    /// The centre of cell `(i, j)` of an `nx × ny` grid, computed as `velocity_grid` computes it.
-    pub fn cell_centre(&self, nx: u32, ny: u32, i: u32, j: u32) -> [f32; 2] {
-        let [dx, dy] = self.cell(nx, ny);
-        [
-            self.min[0] + (i as f32 + 0.5) * dx,
-            self.min[1] + (j as f32 + 0.5) * dy,
-        ]
-    }
-
-    /// The histogram bin of `p` in an `nx × ny` grid (`j·nx + i`), as `particle_histogram.wgsl`
-    /// computes it, or `None` outside the rectangle (or for a non-finite point).
-    pub fn bin(&self, nx: u32, ny: u32, p: [f32; 2]) -> Option<usize> {
-        let [sx, sy] = self.bin_scales(nx, ny);
-        let fx = (p[0] - self.min[0]) * sx;
-        let fy = (p[1] - self.min[1]) * sy;
-        if fx >= 0.0 && fy >= 0.0 && fx < nx as f32 && fy < ny as f32 {
-            let i = (fx as u32).min(nx - 1);
-            let j = (fy as u32).min(ny - 1);
-            Some(j as usize * nx as usize + i as usize)
-        } else {
-            None
-        }
-    }
-
-    fn bin_scales(&self, nx: u32, ny: u32) -> [f32; 2] {
-        [
-            nx as f32 / (self.max[0] - self.min[0]),
-            ny as f32 / (self.max[1] - self.min[1]),
-        ]
-    }
-
-    fn validate(&self) -> Result<(), GpuError> {
-        let ok = self.min.iter().chain(&self.max).all(|v| v.is_finite())
-            && self.max[0] > self.min[0]
-            && self.max[1] > self.min[1];
-        if ok {
-            Ok(())
-        } else {
-            Err(config_error(format!(
-                "the rectangle must have finite corners with max > min, got {self:?}"
-            )))
-        }
-    }
-}
-
-/// Keep in sync with `Stage` in `shaders/common/stage.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-struct StageUniform {
-    t: f32,
-    skip: f32,
-    out_scale: f32,
-    next_in: f32,
-    kind: u32,
-    frame: u32,
-    frames: u32,
-    record: u32,
-    w: f32,
-    hp: f32,
-    cfg_scale: f32,
-    rpp: u32,
-    ca: f32,
-    cb: f32,
-    cda: f32,
-    cdb: f32,
-    t_scale: f32,
-    half: u32,
-    hidden: u32,
-    crows: u32,
-    w1: u32,
-    b1: u32,
-    w3: u32,
-    b3: u32,
-    w0: u32,
-    b0: u32,
-    has_label_rows: u32,
-    pad: u32,
-}
-
-/// Keep in sync with `Chunk` in `shaders/ode_stage.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-struct ChunkUniform {
-    p0: u32,
-    len: u32,
-    rpp: u32,
-    /// The first particle of the recording page the chunk lies in.
-    rec_p0: u32,
-}
-
-/// Keep in sync with `LabelRows` in `shaders/label_rows.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-struct LabelRowsUniform {
-    hidden: u32,
-    crows: u32,
-    w0: u32,
-    embed: u32,
-}
-
-/// Keep in sync with `Histogram` in `shaders/particle_histogram.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-struct HistogramUniform {
-    n: u32,
-    nx: u32,
-    ny: u32,
-    pad: u32,
-    x_min: f32,
-    y_min: f32,
-    sx: f32,
-    sy: f32,
-}
-
-/// Keep in sync with `Grid` in `shaders/grid_points.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-struct GridUniform {
-    nx: u32,
-    ny: u32,
-    rpp: u32,
-    chunk: u32,
-    n: u32,
-    pad: [u32; 3],
-    x_min: f32,
-    y_min: f32,
-    dx: f32,
-    dy: f32,
-    input_scale: f32,
-    pad2: [f32; 3],
-}
-
-fn config_error(message: String) -> GpuError {
-    GpuError::Core(flowplay_core::Error::config(message))
-}
-
-/// A buffer that grows (is recreated larger) when a run needs more, and is otherwise reused.
-#[derive(Debug)]
-struct Growable {
-    buffer: wgpu::Buffer,
-    usage: wgpu::BufferUsages,
-    label: &'static str,
-}
-
-impl Growable {
-    fn new(device: &wgpu::Device, label: &'static str, usage: wgpu::BufferUsages) -> Self {
-        Self {
-            buffer: Self::create(device, label, usage, 16),
-            usage,
-            label,
-        }
-    }
-
-    fn create(
-        device: &wgpu::Device,
-        label: &'static str,
-        usage: wgpu::BufferUsages,
-        bytes: u64,
-    ) -> wgpu::Buffer {
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.max(16).next_multiple_of(16),
-            usage,
-            mapped_at_creation: false,
-        })
-    }
-
-    /// Makes the buffer at least `bytes` long (its old contents are lost when it grows).
-    fn ensure(&mut self, device: &wgpu::Device, bytes: u64) {
-        if self.buffer.size() < bytes {
-            self.buffer = Self::create(device, self.label, self.usage, bytes);
-        }
-    }
-}
-
-/// Per-run state of a set of particles: the sampled particles, or the points of the velocity
-/// grid (kept apart, so that the grid never overwrites the particles and both can be encoded
-/// into the same submission).
-#[derive(Debug)]
-struct ParticleSet {
-    pos: Growable,
-    aux: Growable,
-    x_in: Growable,
-    row_labels: Growable,
-    /// Two sets of recording pages (positions, endpoints and velocities of [`RunShape::page`]
-    /// particles each): the front one holds the last finished run, a run records into the other.
-    rec: [Vec<[Growable; 3]>; 2],
-    front: usize,
-    rec_names: [&'static str; 3],
-    stages: Growable,
-    chunks: Growable,
-    layers: Growable,
-}
-
-impl ParticleSet {
-    fn new(device: &wgpu::Device, name: &'static [&'static str; 8]) -> Self {
-        let table = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
-        Self {
-            pos: Growable::new(device, name[0], STORAGE | wgpu::BufferUsages::VERTEX),
-            aux: Growable::new(device, name[1], STORAGE),
-            x_in: Growable::new(device, name[2], STORAGE),
-            row_labels: Growable::new(device, name[3], STORAGE),
-            rec: [Vec::new(), Vec::new()],
-            front: 0,
-            rec_names: [name[4], name[5], name[6]],
-            stages: Growable::new(device, name[7], table),
-            chunks: Growable::new(device, "flowplay::sampler::chunks", table),
-            layers: Growable::new(device, "flowplay::sampler::layers", table),
-        }
-    }
-
-    /// The pages a run records into.
-    fn back(&self) -> &[[Growable; 3]] {
-        &self.rec[1 - self.front]
-    }
-
-    /// Makes `pages` back recording pages of at least `bytes` each and drops any beyond them.
-    fn ensure_pages(&mut self, device: &wgpu::Device, pages: usize, bytes: [u64; 3]) {
-        let names = self.rec_names;
-        let back = &mut self.rec[1 - self.front];
-        back.truncate(pages);
-        while back.len() < pages {
-            back.push(names.map(|name| Growable::new(device, name, STORAGE)));
-        }
-        for page in back.iter_mut() {
-            for (buffer, bytes) in page.iter_mut().zip(bytes) {
-                buffer.ensure(device, bytes);
-            }
-        }
-    }
-}
-
-const PARTICLE_NAMES: [&str; 8] = [
-    "flowplay::sampler::positions",
-    "flowplay::sampler::state",
-    "flowplay::sampler::network_input",
-    "flowplay::sampler::row_labels",
-    "flowplay::sampler::trajectory_positions",
-    "flowplay::sampler::trajectory_endpoints",
-    "flowplay::sampler::trajectory_velocities",
-    "flowplay::sampler::stages",
-];
-
-const GRID_NAMES: [&str; 8] = [
-    "flowplay::sampler::grid_points",
-    "flowplay::sampler::grid_state",
-    "flowplay::sampler::grid_network_input",
-    "flowplay::sampler::grid_row_labels",
-    "flowplay::sampler::grid_unused_positions",
-    "flowplay::sampler::grid_unused_endpoints",
-    "flowplay::sampler::grid_velocities",
-    "flowplay::sampler::grid_stage",
-];
-
-/// What a run evaluates: how many particles, in which chunks, with how many network rows each.
-#[derive(Clone, Copy, Debug)]
-struct RunShape {
-    n: usize,
-    /// Network rows per particle: 2 with classifier-free guidance.
-    rpp: usize,
-    /// Particles per chunk (a multiple of [`CHUNK_ALIGN`]).
-    chunk: usize,
-    /// Particles per recording page (a multiple of `chunk`).
-    page: usize,
-}
-
-impl RunShape {
-    fn chunks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        pieces(self.n, self.chunk)
-    }
-
-    /// Chunk `c`'s first particle and number of particles.
-    fn chunk_at(&self, c: usize) -> (usize, usize) {
-        let p0 = c * self.chunk;
-        (p0, self.chunk.min(self.n - p0))
-    }
-
-    fn num_chunks(&self) -> usize {
-        self.n.div_ceil(self.chunk)
-    }
-
-    fn num_pages(&self) -> usize {
-        self.n.div_ceil(self.page).max(1)
-    }
-}
-
-/// One recording page of the last run: particles `first .. first + len`, their trajectories
-/// particle-major as in `flowplay_core::sampler::Trajectories` (16-byte placeholders for what was
-/// not recorded). Each buffer fits one storage binding.
-#[derive(Clone, Copy, Debug)]
-pub struct RecordedPage<'a> {
-    /// The page's first particle.
-    pub first: usize,
-    /// Particles in the page.
-    pub len: usize,
-    /// Positions `[len, frames, 2]` `f32`.
-    pub positions: &'a wgpu::Buffer,
-    /// Predicted endpoints `[len, frames − 1, 2]`.
-    pub endpoints: &'a wgpu::Buffer,
-    /// Velocities `[len, frames, 2]`.
-    pub velocities: &'a wgpu::Buffer,
-}
-
-/// `0..n` in pieces of `size` (the last one shorter): each piece's start and length.
-fn pieces(n: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..n)
-        .step_by(size.max(1))
-        .map(move |p0| (p0, size.min(n - p0)))
-}
-
-/// What the last encoded sampling run recorded, for reading it back.
-#[derive(Clone, Debug, Default)]
-struct LastRun {
-    n: usize,
-    /// Particles per recording page.
-    page: usize,
-    times: Vec<f32>,
-    record: Record,
-    #[cfg_attr(
-        target_arch = "wasm32",
-        allow(dead_code, reason = "read by the native-only `read_output`")
-    )]
-    nfe: usize,
-}
-
-/// A particle run begun by [`GpuSampler::begin_sample`] and not yet fully encoded.
-#[derive(Clone, Debug)]
-struct PendingRun {
-    shape: RunShape,
-    stages: usize,
-    /// The next (stage, chunk) operation to encode, `stage · chunks + chunk`.
-    next_op: usize,
-    /// What the run records, for when it is finished.
-    last: LastRun,
-}
 
 /// The ODE sampler on the GPU, for one network shape and path. It holds its pipelines and
 /// buffers (allocated on first use, grown when a run needs more) and takes a device and queue it
@@ -470,74 +115,12 @@ impl GpuSampler {
         let config = mlp.config();
         let h = config.hidden as u64;
         let crows = Self::class_rows_of(mlp) as u64;
-        let stage = Slot::Dynamic(size_of::<StageUniform>() as u64);
-        let time_branch = Kernel::new(
-            device,
-            &TIME_BRANCH,
-            &[
-                Slot::Read,
-                Slot::Read,
-                Slot::Read,
-                Slot::Write,
-                Slot::Write,
-                stage,
-            ],
-        );
-        let label_rows = Kernel::new(
-            device,
-            &LABEL_ROWS,
-            &[
-                Slot::Read,
-                Slot::Write,
-                Slot::Uniform(size_of::<LabelRowsUniform>() as u64),
-            ],
-        );
-        let linear = Kernel::new(
-            device,
-            &LINEAR_FORWARD,
-            &[
-                Slot::Read,
-                Slot::Read,
-                Slot::Read,
-                Slot::Read,
-                Slot::Write,
-                Slot::Dynamic(size_of::<LinearForwardUniform>() as u64),
-            ],
-        );
-        let ode_stage = Kernel::new(
-            device,
-            &ODE_STAGE,
-            &[
-                Slot::Read,
-                Slot::Write,
-                Slot::Write,
-                Slot::Write,
-                Slot::Write,
-                Slot::Write,
-                Slot::Write,
-                stage,
-                Slot::Dynamic(size_of::<ChunkUniform>() as u64),
-            ],
-        );
-        let histogram = Kernel::new(
-            device,
-            &PARTICLE_HISTOGRAM,
-            &[
-                Slot::Read,
-                Slot::Write,
-                Slot::Uniform(size_of::<HistogramUniform>() as u64),
-            ],
-        );
-        let grid_points = Kernel::new(
-            device,
-            &GRID_POINTS,
-            &[
-                Slot::Write,
-                Slot::Write,
-                Slot::Write,
-                Slot::Uniform(size_of::<GridUniform>() as u64),
-            ],
-        );
+        let time_branch = Kernel::new(device, &TIME_BRANCH);
+        let label_rows = Kernel::new(device, &LABEL_ROWS);
+        let linear = Kernel::new(device, &LINEAR_FORWARD);
+        let ode_stage = Kernel::new(device, &ODE_STAGE);
+        let histogram = Kernel::new(device, &PARTICLE_HISTOGRAM);
+        let grid_points = Kernel::new(device, &GRID_POINTS);
         let label_rows_value = LabelRowsUniform {
             hidden: offsets.hidden,
             crows: crows as u32,
@@ -878,229 +461,20 @@ impl GpuSampler {
         Ok(())
     }
 
-    /// The stage uniform's fields shared by every stage of a run.
-    fn stage_template(
-        &self,
-        frames: usize,
-        record: Record,
-        cfg_scale: f32,
-        rpp: usize,
-    ) -> StageUniform {
-        let o = &self.offsets;
-        let config = self.mlp.config();
-        StageUniform {
-            frames: frames as u32,
-            record: u32::from(record.positions) * RECORD_POSITIONS
-                + u32::from(record.endpoints) * RECORD_ENDPOINTS
-                + u32::from(record.velocities) * RECORD_VELOCITIES,
-            cfg_scale,
-            rpp: rpp as u32,
-            t_scale: config.t_scale,
-            half: (config.t_dim / 2) as u32,
-            hidden: o.hidden,
-            crows: Self::class_rows_of(&self.mlp) as u32,
-            w1: o.t1.weight,
-            b1: o.t1.bias,
-            w3: o.t3.weight,
-            b3: o.t3.bias,
-            w0: o.layers[0].weight,
-            b0: o.layers[0].bias,
-            has_label_rows: u32::from(o.label_embed.is_some()),
-            ..StageUniform::default()
-        }
-    }
-
-    /// Every solver stage of a run, in order, with the solver's weights computed exactly as
-    /// `Stepper::step` computes them (preconditioning still to fill in: `finish_stages`).
-    fn build_stages(
-        &self,
-        template: StageUniform,
-        times: &[f32],
-        config: &SamplerConfig,
-        record: Record,
-    ) -> Vec<StageUniform> {
-        let steps = times.len() - 1;
-        let mut stages = Vec::with_capacity(config.nfe() + 1);
-        for (step, pair) in times.windows(2).enumerate() {
-            let (t0, t1) = (pair[0], pair[1]);
-            let dt = t1 - t0;
-            let c = self.path.coefficients(t0);
-            let first = StageUniform {
-                t: t0,
-                kind: KIND_FIRST,
-                frame: step as u32,
-                ca: c.a,
-                cb: c.b,
-                cda: c.da,
-                cdb: c.db,
-                ..template
-            };
-            let stage = |t: f32, kind: u32| StageUniform {
-                t,
-                kind,
-                frame: step as u32,
-                ..template
-            };
-            match config.solver {
-                Solver::Euler => stages.push(StageUniform {
-                    kind: KIND_FIRST | KIND_LAST,
-                    w: dt,
-                    ..first
-                }),
-                Solver::Heun => {
-                    stages.push(StageUniform { hp: dt, ..first });
-                    stages.push(StageUniform {
-                        w: dt * 0.5,
-                        ..stage(t1, KIND_LAST)
-                    });
-                }
-                Solver::Rk4 => {
-                    let mid = t0 + dt / 2.0;
-                    stages.push(StageUniform {
-                        hp: dt / 2.0,
-                        ..first
-                    });
-                    stages.push(StageUniform {
-                        hp: dt / 2.0,
-                        ..stage(mid, 0)
-                    });
-                    stages.push(StageUniform {
-                        hp: dt,
-                        ..stage(mid, 0)
-                    });
-                    stages.push(StageUniform {
-                        w: dt / 6.0,
-                        ..stage(t1, KIND_LAST)
-                    });
-                }
-            }
-            if step + 1 == steps
-                && let Some(last) = stages.last_mut()
-            {
-                last.kind |= KIND_FINAL_POSITION;
-            }
-        }
-        if record.velocities {
-            stages.push(StageUniform {
-                t: times[steps],
-                kind: KIND_EVAL,
-                frame: steps as u32,
-                ..template
-            });
-        }
-        stages
-    }
-
-    /// Fills in each stage's preconditioning and the next stage's input scale.
-    fn finish_stages(&self, stages: &mut [StageUniform]) {
-        let next_inputs: Vec<Option<f32>> = (0..stages.len())
-            .map(|i| {
-                stages
-                    .get(i + 1)
-                    .map(|s| self.path.preconditioning(s.t).input)
-            })
-            .collect();
-        for (stage, next) in stages.iter_mut().zip(next_inputs) {
-            let pre = self.path.preconditioning(stage.t);
-            stage.skip = pre.skip;
-            stage.out_scale = pre.output;
-            if let Some(next_in) = next {
-                stage.next_in = next_in;
-                stage.kind |= KIND_HAS_NEXT;
-            }
-        }
-    }
-
-    /// Writes a set's chunk and layer tables and per-row labels.
-    fn write_tables(&self, queue: &wgpu::Queue, grid: bool, shape: RunShape, classes: &[u32]) {
-        let set = if grid { &self.grid } else { &self.particles };
-        let o = &self.offsets;
-        let depth = self.mlp.config().depth;
-        let stride = TABLE_STRIDE as usize;
-        let mut chunk_table = vec![0_u8; shape.num_chunks() * stride];
-        let mut layer_table = vec![0_u8; shape.num_chunks() * depth * stride];
-        let mut row_labels = Vec::with_capacity(shape.n * shape.rpp);
-        for (c, (p0, len)) in shape.chunks().enumerate() {
-            let chunk = ChunkUniform {
-                p0: p0 as u32,
-                len: len as u32,
-                rpp: shape.rpp as u32,
-                rec_p0: (p0 / shape.page * shape.page) as u32,
-            };
-            chunk_table[c * stride..][..size_of::<ChunkUniform>()]
-                .copy_from_slice(bytemuck::bytes_of(&chunk));
-            row_labels.extend_from_slice(&classes[p0..p0 + len]);
-            if shape.rpp == 2 {
-                row_labels.extend(std::iter::repeat_n(self.mlp.config().null_label(), len));
-            }
-            let rows = (shape.rpp * len) as u32;
-            for j in 1..=depth {
-                let layer = o.layers[j];
-                let mode = if j == 1 {
-                    LinearInput::SamplerLayer0
-                } else {
-                    LinearInput::Silu
-                };
-                let uniform = LinearForwardUniform {
-                    rows,
-                    outputs: layer.outputs,
-                    inputs: layer.inputs,
-                    a_mode: mode as u32,
-                    a_offset: if j == 1 {
-                        (2 * shape.rpp * p0) as u32
-                    } else {
-                        0
-                    },
-                    a_stride: if j == 1 { 2 } else { layer.inputs },
-                    w_offset: layer.weight,
-                    b_offset: layer.bias,
-                    out_offset: 0,
-                    out_stride: layer.outputs,
-                    label_offset: NONE,
-                    half: 0,
-                    t_scale: 1.0,
-                    xw_offset: o.layers[0].weight,
-                    xw_stride: o.layers[0].inputs,
-                    aux_offset: 0,
-                };
-                let at = (c * depth + j - 1) * stride;
-                layer_table[at..][..size_of::<LinearForwardUniform>()]
-                    .copy_from_slice(bytemuck::bytes_of(&uniform));
-            }
-        }
-        queue.write_buffer(&set.chunks.buffer, 0, &chunk_table);
-        queue.write_buffer(&set.layers.buffer, 0, &layer_table);
-        queue.write_buffer(&set.row_labels.buffer, 0, bytemuck::cast_slice(&row_labels));
-    }
-
-    fn write_stages(queue: &wgpu::Queue, set: &ParticleSet, stages: &[StageUniform]) {
-        let stride = TABLE_STRIDE as usize;
-        let mut table = vec![0_u8; stages.len() * stride];
-        for (i, stage) in stages.iter().enumerate() {
-            table[i * stride..][..size_of::<StageUniform>()]
-                .copy_from_slice(bytemuck::bytes_of(stage));
-        }
-        queue.write_buffer(&set.stages.buffer, 0, &table);
-    }
-
     /// Encodes a whole sampling run into `encoder`: uploads `x0` (already scaled to the prior)
     /// and the run's tables through `queue` (they land before the next submission), then every
     /// solver stage. After submission, [`Self::positions_buffer`] holds the samples and
-    /// [`Self::trajectory_buffers`] what `record` asked for; [`Self::read_output`] reads them back.
+    /// [`Self::recorded_pages`] what the request's `record` asked for; [`Self::read_output`] reads them back.
     /// Encode at most one run per submission (the tables are rewritten by the next call).
-    #[allow(clippy::too_many_arguments, reason = "the inputs of one sampling run")]
     pub fn encode_sample(
         &mut self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         encoder: &mut wgpu::CommandEncoder,
         x0: &[[f32; 2]],
-        labels: Option<&[u32]>,
-        cfg_scale: f32,
-        config: &SamplerConfig,
-        record: Record,
+        request: &SampleRequest,
     ) -> Result<(), GpuError> {
-        self.begin_sample(device, queue, x0, labels, cfg_scale, config, record)?;
+        self.begin_sample(device, queue, x0, request)?;
         self.encode_slice(device, encoder, u64::MAX);
         Ok(())
     }
@@ -1110,18 +484,29 @@ impl GpuSampler {
     /// `queue` (they land before the next submission). A run still being encoded is dropped.
     /// Until the last slice is encoded, [`Self::recorded_pages`] and [`Self::times`] stay those
     /// of the previous run, so it can be drawn meanwhile.
-    #[allow(clippy::too_many_arguments, reason = "the inputs of one sampling run")]
     pub fn begin_sample(
         &mut self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         x0: &[[f32; 2]],
-        labels: Option<&[u32]>,
-        cfg_scale: f32,
-        config: &SamplerConfig,
-        record: Record,
+        request: &SampleRequest,
     ) -> Result<(), GpuError> {
         self.pending = None;
+        let SampleRequest {
+            sampler: config,
+            cfg_scale,
+            record,
+            ..
+        } = *request;
+        let config = &config;
+        let labels = request.labels.as_deref();
+        if request.n != x0.len() {
+            return Err(config_error(format!(
+                "the request is for {} particles, and {} start points were given",
+                request.n,
+                x0.len()
+            )));
+        }
         config.validate()?;
         if !cfg_scale.is_finite() {
             return Err(config_error(format!(
@@ -1464,244 +849,22 @@ impl GpuSampler {
 
     /// Integrates every particle of `x0` (already scaled to the prior) from t = 0 to t = 1 and
     /// reads the result back (native only, blocking): `flowplay_core::sampler::sample` with the
-    /// network's field on the GPU. `labels` and `cfg_scale` as in the type's description.
+    /// network's field on the GPU. The request's labels and guidance as in the type's
+    /// description; its seed is not used (`x0` is the draw).
     #[cfg(not(target_arch = "wasm32"))]
-    #[allow(clippy::too_many_arguments, reason = "the inputs of one sampling run")]
     pub fn sample(
         &mut self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         x0: &[[f32; 2]],
-        labels: Option<&[u32]>,
-        cfg_scale: f32,
-        config: &SamplerConfig,
-        record: Record,
+        request: &SampleRequest,
     ) -> Result<SampleOutput, GpuError> {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("flowplay::sampler::sample"),
         });
-        self.encode_sample(
-            device,
-            queue,
-            &mut encoder,
-            x0,
-            labels,
-            cfg_scale,
-            config,
-            record,
-        )?;
+        self.encode_sample(device, queue, &mut encoder, x0, request)?;
         queue.submit([encoder.finish()]);
         self.read_output(device, queue)
-    }
-
-    /// Encodes a 2-D histogram of the particles' current positions (those of the last encoded
-    /// run) over `rect` into an `nx × ny` grid of `u32` counts, [`Self::histogram_buffer`]
-    /// (bin `j·nx + i`; see [`Rect::bin`]).
-    pub fn encode_histogram(
-        &mut self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        encoder: &mut wgpu::CommandEncoder,
-        rect: Rect,
-        nx: u32,
-        ny: u32,
-    ) -> Result<(), GpuError> {
-        rect.validate()?;
-        let cells = u64::from(nx) * u64::from(ny);
-        if cells == 0 || cells > (1 << 24) {
-            return Err(config_error(format!(
-                "a histogram needs between 1 and 2^24 bins, got {nx} × {ny}"
-            )));
-        }
-        self.counts.ensure(device, cells * 4);
-        let [sx, sy] = rect.bin_scales(nx, ny);
-        let uniform = HistogramUniform {
-            n: self.last.n as u32,
-            nx,
-            ny,
-            pad: 0,
-            x_min: rect.min[0],
-            y_min: rect.min[1],
-            sx,
-            sy,
-        };
-        queue.write_buffer(&self.histogram_uniform, 0, bytemuck::bytes_of(&uniform));
-        encoder.clear_buffer(&self.counts.buffer, 0, Some(cells * 4));
-        let bg = self.histogram.bind(
-            device,
-            &[
-                &self.particles.pos.buffer,
-                &self.counts.buffer,
-                &self.histogram_uniform,
-            ],
-        );
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("flowplay::sampler::histogram"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&self.histogram.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
-        let [x, y, z] = grid_1d(self.last.n as u32);
-        pass.dispatch_workgroups(x, y, z);
-        Ok(())
-    }
-
-    /// [`Self::encode_histogram`], submitted and read back (native only, blocking).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn histogram(
-        &mut self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        rect: Rect,
-        nx: u32,
-        ny: u32,
-    ) -> Result<Vec<u32>, GpuError> {
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("flowplay::sampler::histogram"),
-        });
-        self.encode_histogram(device, queue, &mut encoder, rect, nx, ny)?;
-        queue.submit([encoder.finish()]);
-        buffers::read_pod::<u32>(
-            device,
-            queue,
-            &self.counts.buffer,
-            0,
-            nx as usize * ny as usize,
-        )
-    }
-
-    /// Encodes the velocity field v(t, ·) at the centres of an `nx × ny` grid over `rect` (point
-    /// `j·nx + i` at [`Rect::cell_centre`]) into [`Self::velocity_grid_buffer`]: the field the
-    /// sampler integrates, with `label` (every point) and `cfg_scale` as in [`Self::sample`].
-    /// The particles are left alone.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the inputs of one field evaluation"
-    )]
-    pub fn encode_velocity_grid(
-        &mut self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        encoder: &mut wgpu::CommandEncoder,
-        t: f32,
-        rect: Rect,
-        nx: u32,
-        ny: u32,
-        label: Option<u32>,
-        cfg_scale: f32,
-    ) -> Result<(), GpuError> {
-        rect.validate()?;
-        if !t.is_finite() || !cfg_scale.is_finite() {
-            return Err(config_error(format!(
-                "t and the guidance scale must be finite, got {t} and {cfg_scale}"
-            )));
-        }
-        let n64 = u64::from(nx) * u64::from(ny);
-        if n64 == 0 || n64 > (1 << 24) {
-            return Err(config_error(format!(
-                "a velocity grid needs between 1 and 2^24 points, got {nx} × {ny}"
-            )));
-        }
-        let n = n64 as usize;
-        let labels = label.map(|l| vec![l; n]);
-        let (rpp, classes) = self.row_plan(n, labels.as_deref(), cfg_scale)?;
-        // One recording page (frames 0): at most 2^24 velocities, which one binding holds.
-        let shape = self.plan(device, n, rpp, 0);
-        let record = Record {
-            velocities: true,
-            ..Record::NONE
-        };
-        let mut stages = vec![StageUniform {
-            t,
-            kind: KIND_EVAL,
-            frame: 0,
-            ..self.stage_template(1, record, cfg_scale, rpp)
-        }];
-        self.finish_stages(&mut stages);
-        self.prepare_set(device, true, shape, 1, [0, 0, 8])?;
-        self.write_tables(queue, true, shape, &classes);
-        Self::write_stages(queue, &self.grid, &stages);
-        let [dx, dy] = rect.cell(nx, ny);
-        let uniform = GridUniform {
-            nx,
-            ny,
-            rpp: rpp as u32,
-            chunk: shape.chunk as u32,
-            n: n as u32,
-            x_min: rect.min[0],
-            y_min: rect.min[1],
-            dx,
-            dy,
-            input_scale: self.path.preconditioning(t).input,
-            ..GridUniform::default()
-        };
-        queue.write_buffer(&self.grid_uniform, 0, bytemuck::bytes_of(&uniform));
-        let bg = self.grid_points.bind(
-            device,
-            &[
-                &self.grid.pos.buffer,
-                &self.grid.aux.buffer,
-                &self.grid.x_in.buffer,
-                &self.grid_uniform,
-            ],
-        );
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("flowplay::sampler::grid_points"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.grid_points.pipeline);
-            pass.set_bind_group(0, &bg, &[]);
-            let [x, y, z] = grid_1d(n as u32);
-            pass.dispatch_workgroups(x, y, z);
-        }
-        self.encode_ops(device, encoder, true, shape, 0..shape.num_chunks());
-        self.grid.front = 1 - self.grid.front;
-        self.grid_len = n;
-        Ok(())
-    }
-
-    /// [`Self::encode_velocity_grid`], submitted and read back (native only, blocking): one
-    /// velocity per grid point, point `j·nx + i`.
-    #[cfg(not(target_arch = "wasm32"))]
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the inputs of one field evaluation"
-    )]
-    pub fn velocity_grid(
-        &mut self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        t: f32,
-        rect: Rect,
-        nx: u32,
-        ny: u32,
-        label: Option<u32>,
-        cfg_scale: f32,
-    ) -> Result<Vec<[f32; 2]>, GpuError> {
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("flowplay::sampler::velocity_grid"),
-        });
-        self.encode_velocity_grid(
-            device,
-            queue,
-            &mut encoder,
-            t,
-            rect,
-            nx,
-            ny,
-            label,
-            cfg_scale,
-        )?;
-        queue.submit([encoder.finish()]);
-        let flat = buffers::read_pod::<f32>(
-            device,
-            queue,
-            self.velocity_grid_buffer(),
-            0,
-            2 * self.grid_len,
-        )?;
-        Ok(flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
     }
 }
 
