@@ -1,4 +1,5 @@
-//! `flowplay`: train, sample, evaluate and benchmark flow-matching models from the command line.
+//! `flowplay`: train, sample, evaluate, score (logp) and benchmark flow-matching models from the
+//! command line.
 //!
 //! Every failure prints one line, `error: …`, saying what is wrong and where, and exits with
 //! status 2; nothing half-written is left behind.
@@ -6,6 +7,7 @@
 mod backend;
 mod bench;
 mod cmd_eval;
+mod cmd_logp;
 mod cmd_sample;
 mod cmd_train;
 mod output;
@@ -32,6 +34,8 @@ enum Command {
     Sample(cmd_sample::SampleArgs),
     /// Compare samples with fresh data: W2, sliced W2, MMD.
     Eval(cmd_eval::EvalArgs),
+    /// The model's exact log-likelihood at given points (reverse ODE with the Jacobian trace).
+    Logp(cmd_logp::LogpArgs),
     /// Measure training steps/s and sampling particle-steps/s.
     Bench(bench::BenchArgs),
 }
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd_train::run(&args),
         Command::Sample(args) => cmd_sample::run(&args),
         Command::Eval(args) => cmd_eval::run(&args),
+        Command::Logp(args) => cmd_logp::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

@@ -465,3 +465,82 @@ fn the_gpu_backend_trains_and_samples_like_the_cpu() {
         );
     }
 }
+
+#[test]
+fn logp_writes_the_density_of_every_point_in_order() {
+    let dir = scratch("logp");
+    let run = dir.join("run");
+    let output = train_small(&run, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let weights = run.join("weights_ema.safetensors");
+    // A grid over [−5, 5]², where a moons model keeps all but a negligible tail of its mass.
+    let cells = 50;
+    let cell = 10.0 / f64::from(cells);
+    let mut csv = String::from("x,y\n");
+    for j in 0..cells {
+        for i in 0..cells {
+            let x = -5.0 + (f64::from(i) + 0.5) * cell;
+            let y = -5.0 + (f64::from(j) + 0.5) * cell;
+            csv.push_str(&format!("{x},{y}\n"));
+        }
+    }
+    let points = dir.join("grid.csv");
+    std::fs::write(&points, &csv).unwrap();
+    let out = dir.join("logp.csv");
+    let output = flowplay(&[
+        "logp",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--points",
+        points.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "16",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("x,y,logp"));
+    let mut mass = 0.0;
+    let mut rows = 0;
+    for (line, input) in lines.zip(csv.lines().skip(1)) {
+        let (xy, logp) = line.rsplit_once(',').unwrap();
+        let parse = |s: &str| -> Vec<f64> { s.split(',').map(|v| v.parse().unwrap()).collect() };
+        let (got, want) = (parse(xy), parse(input));
+        assert!(
+            (got[0] - want[0]).abs() < 1e-5 && (got[1] - want[1]).abs() < 1e-5,
+            "the points in order: {xy} for {input}"
+        );
+        let logp: f64 = logp.parse().unwrap();
+        assert!(logp.is_finite());
+        mass += logp.exp() * cell * cell;
+        rows += 1;
+    }
+    assert_eq!(rows, cells * cells);
+    // p₁ is a density: it integrates to one (the grid's quadrature error is about 1 %).
+    assert!((mass - 1.0).abs() < 0.05, "∫ p₁ = {mass}");
+
+    // A data-to-data model has no known source density; --cfg needs --class.
+    let d2d = dir.join("d2d");
+    let output = train_small(&d2d, &["--source", "circles"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let d2d_weights = d2d.join("weights.safetensors");
+    let args = |w: &Path| {
+        vec![
+            "logp".to_string(),
+            "--weights".into(),
+            w.to_str().unwrap().into(),
+            "--points".into(),
+            points.to_str().unwrap().into(),
+            "--out".into(),
+            dir.join("bad.csv").to_str().unwrap().into(),
+        ]
+    };
+    let run_args = |a: Vec<String>| flowplay(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_bad_input(&run_args(args(&d2d_weights)), "likelihood is not defined");
+    let mut with_cfg = args(&weights);
+    with_cfg.extend(["--cfg".to_string(), "2".to_string()]);
+    assert_bad_input(&run_args(with_cfg), "--cfg needs --class");
+    assert!(!dir.join("bad.csv").exists(), "nothing written on failure");
+}

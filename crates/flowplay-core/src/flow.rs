@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::data::{Dataset, Points};
+use crate::likelihood::{self, GaussianPrior, LogLikelihood, MlpDivergence};
 use crate::metrics::{self, Quality};
 use crate::mlp::{Mlp, MlpConfig};
 use crate::path::Path;
@@ -196,6 +197,36 @@ impl FlowModel {
                 None,
                 request.record,
             ))
+        }
+    }
+
+    /// The model's exact log density `log p₁(x)` at each point (QR §2's continuity equation,
+    /// [`crate::likelihood`]): the reverse ODE with `sampler`, for class `labels[i]` with
+    /// guidance `cfg_scale` (a conditional model without labels: its unconditional head).
+    /// Only defined for a model whose source is N(0, I): a data-to-data model's source density
+    /// is not known.
+    pub fn log_likelihood(
+        &self,
+        x: &[[f32; 2]],
+        labels: Option<&[u32]>,
+        cfg_scale: f32,
+        sampler: &SamplerConfig,
+    ) -> Result<LogLikelihood, Error> {
+        if !self.spec.source.is_standard_normal() {
+            return Err(Error::config(format!(
+                "the likelihood is not defined for this model: it starts from '{}', whose \
+                 density is not known; it needs a model trained from N(0, I) noise",
+                self.spec.source.name()
+            )));
+        }
+        self.check_labels(labels, x.len())?;
+        let field = MlpDivergence::new(&self.mlp, &self.params, self.spec.path);
+        let prior = GaussianPrior::of(&self.spec.path);
+        if self.spec.mlp.is_conditional() && labels.is_some() {
+            let guided = GuidedField::new(&field, cfg_scale, self.spec.mlp.null_label());
+            likelihood::log_likelihood(&guided, prior, sampler, x, labels)
+        } else {
+            likelihood::log_likelihood(&field, prior, sampler, x, None)
         }
     }
 

@@ -10,6 +10,7 @@
 //! - [`optim`]: AdamW, gradient clipping and EMA with PyTorch's semantics;
 //! - [`sampler`]: Euler, Heun, RK4 from one Butcher tableau each, the TRELLIS sampler,
 //!   classifier-free guidance;
+//! - [`likelihood`]: the exact log density of a flow (reverse ODE with the Jacobian trace);
 //! - [`batch`]: the random draws of a training step, shared with the GPU trainer;
 //! - [`train`]: the CPU trainer, minibatch OT coupling and reflow;
 //! - [`metrics`]: W2, sliced W2, MMD, straightness, path energy;
@@ -24,6 +25,7 @@ pub mod data;
 mod error;
 pub mod flow;
 pub mod kernels;
+pub mod likelihood;
 pub mod metrics;
 pub mod mlp;
 pub mod optim;

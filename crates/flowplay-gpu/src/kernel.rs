@@ -262,6 +262,34 @@ shader!(
     ]
 );
 shader!(
+    LINEAR_JVP,
+    "linear_jvp.wgsl",
+    [MATH, GEMM],
+    [
+        Read,
+        Read,
+        Read,
+        Read,
+        Write,
+        Dynamic(bytes::<u::LinearJvpUniform>())
+    ]
+);
+shader!(
+    LOGP_STAGE,
+    "logp_stage.wgsl",
+    [MATH, STAGE],
+    [
+        Read,
+        Write,
+        Write,
+        Write,
+        Write,
+        Dynamic(bytes::<u::StageUniform>()),
+        Dynamic(bytes::<u::ChunkUniform>()),
+        Uniform(bytes::<u::PriorUniform>()),
+    ]
+);
+shader!(
     PARTICLES_DRAW,
     "particles_draw.wgsl",
     [],
@@ -285,6 +313,8 @@ pub const SHADERS: &[ShaderSource] = &[
     GRAD_NORM,
     STEP_STATS,
     ADAMW_EMA,
+    LINEAR_JVP,
+    LOGP_STAGE,
     PARTICLES_DRAW,
 ];
 

@@ -362,6 +362,46 @@ pub(crate) struct GridUniform {
     pub(crate) pad2: [f32; 3],
 }
 
+// The likelihood's uniforms (`sampler/likelihood.rs`).
+
+/// Keep in sync with `LinearJvp` in `shaders/linear_jvp.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub(crate) struct LinearJvpUniform {
+    /// B: the chunk's network rows (the dispatch covers 3·B: rows and two tangents each).
+    pub(crate) block: u32,
+    /// The layer's outputs and inputs.
+    pub(crate) outputs: u32,
+    /// See `outputs`.
+    pub(crate) inputs: u32,
+    /// 1 for the first layer after net.0 (fused from the positions), 0 for later ones.
+    pub(crate) first: u32,
+    /// The chunk's first f32 of the network input (first layer only).
+    pub(crate) a_offset: u32,
+    /// The layer's weight and bias offsets.
+    pub(crate) w_offset: u32,
+    /// See `w_offset`.
+    pub(crate) b_offset: u32,
+    /// net.0.weight's offset and row stride (2 + hidden).
+    pub(crate) xw_offset: u32,
+    /// See `xw_offset`.
+    pub(crate) xw_stride: u32,
+    /// Padding to a multiple of 16 bytes.
+    pub(crate) pad: [u32; 3],
+}
+
+/// The source density N(0, var·I). Keep in sync with `Prior` in `shaders/logp_stage.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub(crate) struct PriorUniform {
+    /// The variance.
+    pub(crate) var: f32,
+    /// `−ln(2π·var)`.
+    pub(crate) log_norm: f32,
+    /// Padding to 16 bytes.
+    pub(crate) pad: [f32; 2],
+}
+
 // The particle renderer's uniform (`render.rs`).
 
 /// The draw uniform. Keep in sync with `Draw` in `shaders/particles_draw.wgsl`.
@@ -431,5 +471,7 @@ pub(crate) const MIRRORS: &[(&str, crate::kernel::ShaderSource, usize)] = {
         ),
         ("Grid", k::GRID_POINTS, size_of::<GridUniform>()),
         ("Draw", k::PARTICLES_DRAW, size_of::<DrawUniform>()),
+        ("LinearJvp", k::LINEAR_JVP, size_of::<LinearJvpUniform>()),
+        ("Prior", k::LOGP_STAGE, size_of::<PriorUniform>()),
     ]
 };

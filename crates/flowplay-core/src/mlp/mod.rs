@@ -14,7 +14,11 @@
 //! `state_dict()`, each `nn.Linear` weight `[out, in]` row-major; [`ParamLayout`] names them.
 //! Activations are row-major `[rows, features]`.
 
+mod trace;
+
 use serde::{Deserialize, Serialize};
+
+pub use trace::TraceWorkspace;
 
 use crate::Error;
 use crate::kernels::{self, MatRef, gemm, gemm_parallel};

@@ -25,6 +25,7 @@
 //! when a run needs more.
 
 mod geometry;
+mod likelihood;
 mod sets;
 mod stages;
 mod views;
@@ -103,6 +104,8 @@ pub struct GpuSampler {
     grid_len: usize,
     max_chunk: Option<usize>,
     max_page: Option<usize>,
+    /// The likelihood's pipelines and buffers, made on first use.
+    likelihood: Option<Box<likelihood::LikelihoodSet>>,
 }
 
 impl GpuSampler {
@@ -179,6 +182,7 @@ impl GpuSampler {
             grid_len: 0,
             max_chunk: None,
             max_page: None,
+            likelihood: None,
             mlp: mlp.clone(),
             path,
             offsets,
