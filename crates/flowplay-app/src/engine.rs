@@ -418,22 +418,30 @@ impl Engine {
     }
 
     /// Changes the settings the running trainer can take (path, t-sampling, batch, optimizer).
+    /// An optimizer-only change (learning rate, weight decay, EMA decay, clipping) leaves the
+    /// GPU's plan, the particles and an evaluation in flight alone; another change starts the
+    /// evaluation over (its samples belong to the old path).
     pub(crate) fn set_config(&mut self, config: TrainConfig) -> Result<(), String> {
+        let optimizer_only = self.config().only_optimizer_differs(&config);
         match self {
             Self::Gpu(g) => {
                 g.trainer
                     .set_config(config.clone())
                     .map_err(|e| e.to_string())?;
-                for sampler in g.samplers.iter_mut().chain([&mut g.eval]) {
-                    sampler.set_path(config.path).map_err(|e| e.to_string())?;
+                if !optimizer_only {
+                    for sampler in g.samplers.iter_mut().chain([&mut g.eval]) {
+                        sampler.set_path(config.path).map_err(|e| e.to_string())?;
+                    }
+                    g.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
+                    g.x0_for = None;
+                    g.pending_eval = None;
                 }
-                g.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
-                g.x0_for = None;
-                g.pending_eval = None;
             }
             Self::Cpu(c) => {
-                c.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
-                c.finished_eval = None;
+                if !optimizer_only {
+                    c.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
+                    c.finished_eval = None;
+                }
                 c.trainer.set_config(config).map_err(|e| e.to_string())?;
             }
         }

@@ -257,6 +257,23 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Whether `new` differs from this configuration only in the optimizer's values: the
+    /// learning rate and its schedule, weight decay, AdamW's β and ε, clipping, the EMA decay
+    /// and the step budget. A trainer takes such a change without rebuilding anything (the GPU
+    /// trainer rewrites two uniforms); any other change (path, time sampling, batch, coupling,
+    /// label dropout) needs a new plan of the step.
+    pub fn only_optimizer_differs(&self, new: &Self) -> bool {
+        let optimizer_only = Self {
+            optimizer: self.optimizer,
+            lr_schedule: self.lr_schedule,
+            clip_norm: self.clip_norm,
+            ema_decay: self.ema_decay,
+            steps: self.steps,
+            ..new.clone()
+        };
+        optimizer_only == *self
+    }
+
     /// The model spec a trainer with this configuration produces.
     pub fn model_spec(&self) -> ModelSpec {
         ModelSpec {

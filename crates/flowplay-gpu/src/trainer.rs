@@ -251,6 +251,10 @@ struct Plan {
     dispatches: Vec<Dispatch>,
     /// Dispatches up to here compute the loss and ∂L/∂θ; the rest clip and update.
     gradient_end: usize,
+    /// The uniforms of the optimizer's values (clipping; AdamW's β, ε and the EMA decay),
+    /// rewritten in place when only they change.
+    stats_uniform: Option<wgpu::Buffer>,
+    adamw_uniform: Option<wgpu::Buffer>,
 }
 
 /// A submission whose losses have not come back yet.
@@ -322,6 +326,8 @@ pub struct GpuTrainer {
     pairs: Option<CouplingPool>,
     cpu_batch: BatchPairs,
     losses: Vec<f32>,
+    /// Plans built so far (see [`GpuTrainer::plan_builds`]).
+    plan_builds: u64,
 }
 
 impl GpuTrainer {
@@ -392,6 +398,8 @@ impl GpuTrainer {
             plan: Plan {
                 dispatches: Vec::new(),
                 gradient_end: 0,
+                stats_uniform: None,
+                adamw_uniform: None,
             },
             ring: StagingRing::new(
                 device,
@@ -413,6 +421,7 @@ impl GpuTrainer {
             pairs: None,
             cpu_batch: BatchPairs::default(),
             losses: Vec::new(),
+            plan_builds: 0,
             device: device.clone(),
             queue: queue.clone(),
             offsets,
@@ -505,12 +514,34 @@ impl GpuTrainer {
         if config.steps != self.config.steps && self.round == 0 {
             self.round_steps = config.steps;
         }
+        if self.config.only_optimizer_differs(&config)
+            && let (Some(stats), Some(adamw)) = (&self.plan.stats_uniform, &self.plan.adamw_uniform)
+        {
+            // The learning rate and weight decay travel with each step's values; clipping and
+            // AdamW's constants sit in two uniforms. Work already submitted is not disturbed.
+            self.queue
+                .write_buffer(stats, 0, bytemuck::bytes_of(&stats_uniform(&config)));
+            self.queue.write_buffer(
+                adamw,
+                0,
+                bytemuck::bytes_of(&adamw_uniform(&config, &self.offsets)),
+            );
+            self.config = config;
+            return Ok(());
+        }
         if config.batch as u32 > self.batch.capacity {
             self.batch = BatchBuffers::new(&self.device, &self.offsets, config.batch as u32);
         }
         self.config = config;
         self.build_plan();
         Ok(())
+    }
+
+    /// How many times the step's plan has been built: once at construction, then once per
+    /// change of path, batch, time sampling, coupling, data or reflow round; never for a change
+    /// of an optimizer value ([`TrainConfig::only_optimizer_differs`]).
+    pub fn plan_builds(&self) -> u64 {
+        self.plan_builds
     }
 
     /// Switches the data (and source) the network trains on without rebuilding anything else:
@@ -950,6 +981,8 @@ impl GpuTrainer {
             plan: Plan {
                 dispatches: Vec::new(),
                 gradient_end: 0,
+                stats_uniform: None,
+                adamw_uniform: None,
             },
         };
         let cfg = &self.config;
@@ -1288,13 +1321,8 @@ impl GpuTrainer {
             None,
             [NORM_GROUPS, 1, 1],
         );
-        let stats = StepStatsUniform {
-            loss_count: b.div_ceil(256),
-            inv_denominator: (1.0 / (2.0 * f64::from(b))) as f32,
-            clip: cfg.clip_norm.unwrap_or(0.0),
-            pad: 0,
-        };
-        let u = builder.uniform("trainer::stats", &stats);
+        let u = builder.uniform("trainer::stats", &stats_uniform(cfg));
+        builder.plan.stats_uniform = Some(u.clone());
         builder.push(
             &self.kernels.stats,
             KernelId::Stats,
@@ -1308,15 +1336,8 @@ impl GpuTrainer {
             Some(&self.step_values),
             [1, 1, 1],
         );
-        let adamw = AdamWUniform {
-            count: o.total,
-            beta1: cfg.optimizer.beta1,
-            beta2: cfg.optimizer.beta2,
-            eps: cfg.optimizer.eps,
-            ema_decay: cfg.ema_decay,
-            pad: [0; 3],
-        };
-        let u = builder.uniform("trainer::adamw", &adamw);
+        let u = builder.uniform("trainer::adamw", &adamw_uniform(cfg, o));
+        builder.plan.adamw_uniform = Some(u.clone());
         builder.push(
             &self.kernels.adamw,
             KernelId::Adamw,
@@ -1333,6 +1354,30 @@ impl GpuTrainer {
             grid_1d(o.total),
         );
         self.plan = builder.plan;
+        self.plan_builds += 1;
+    }
+}
+
+/// The step-statistics kernel's uniform for `cfg`: the loss's partial sums and the clipping.
+fn stats_uniform(cfg: &TrainConfig) -> StepStatsUniform {
+    let b = cfg.batch as u32;
+    StepStatsUniform {
+        loss_count: b.div_ceil(256),
+        inv_denominator: (1.0 / (2.0 * f64::from(b))) as f32,
+        clip: cfg.clip_norm.unwrap_or(0.0),
+        pad: 0,
+    }
+}
+
+/// AdamW's constants and the EMA decay for `cfg`.
+fn adamw_uniform(cfg: &TrainConfig, o: &MlpOffsets) -> AdamWUniform {
+    AdamWUniform {
+        count: o.total,
+        beta1: cfg.optimizer.beta1,
+        beta2: cfg.optimizer.beta2,
+        eps: cfg.optimizer.eps,
+        ema_decay: cfg.ema_decay,
+        pad: [0; 3],
     }
 }
 

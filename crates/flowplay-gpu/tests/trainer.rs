@@ -400,6 +400,64 @@ fn a_hundred_training_steps_match_the_cpu_trainer() {
     }
 }
 
+/// A change of the learning rate, weight decay, EMA decay or clipping with steps in flight: no
+/// new plan, and the run goes on exactly as a CPU trainer told the same at the same step.
+#[test]
+fn an_optimizer_change_keeps_the_plan_and_matches_the_cpu() {
+    let Some(ctx) = gpu() else { return };
+    let cfg = config(33, 129);
+    let mut cpu = CpuTrainer::new(cfg.clone()).unwrap();
+    let mut trainer = GpuTrainer::new(&ctx.device, &ctx.queue, cfg.clone()).unwrap();
+    assert_eq!(trainer.plan_builds(), 1);
+    trainer.submit(20).unwrap();
+    for _ in 0..20 {
+        cpu.step().unwrap();
+    }
+    let changed = TrainConfig {
+        optimizer: AdamWConfig {
+            lr: 3e-3,
+            weight_decay: 0.01,
+            ..cfg.optimizer
+        },
+        ema_decay: 0.9,
+        clip_norm: Some(0.5),
+        ..cfg.clone()
+    };
+    assert!(cfg.only_optimizer_differs(&changed));
+    trainer.set_config(changed.clone()).unwrap();
+    cpu.set_config(changed).unwrap();
+    assert_eq!(
+        trainer.plan_builds(),
+        1,
+        "an optimizer change builds no plan"
+    );
+    let later = trainer.train_blocking(20).unwrap();
+    assert_eq!(trainer.steps_done(), 40);
+    assert!(later.iter().all(|s| s.loss.is_finite()));
+    for _ in 0..20 {
+        cpu.step().unwrap();
+    }
+    assert_close(
+        "parameters after the change",
+        &trainer.read_params(false).unwrap(),
+        cpu.params(),
+        WHOLE_RUN,
+    );
+    assert_close(
+        "EMA after the change",
+        &trainer.read_params(true).unwrap(),
+        cpu.ema(),
+        WHOLE_RUN,
+    );
+    // A new path does need a new plan.
+    let vp = TrainConfig {
+        path: Path::VpCosine,
+        ..trainer.config().clone()
+    };
+    trainer.set_config(vp).unwrap();
+    assert_eq!(trainer.plan_builds(), 2);
+}
+
 #[test]
 fn a_diverging_learning_rate_is_reported_and_keeps_the_last_good_weights() {
     let Some(ctx) = gpu() else { return };
