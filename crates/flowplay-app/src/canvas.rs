@@ -178,6 +178,7 @@ pub(crate) fn show(
                 t,
                 trails_for: if layers.trails { TRAILS_FOR } else { 0 },
                 endpoints: layers.endpoints,
+                dots: true,
                 dot_radius_px: DOT_RADIUS,
                 dot_colour: rgba(PARTICLE),
                 trail_colour: Rgba([1.0, 0.55, 0.12, 0.16]),

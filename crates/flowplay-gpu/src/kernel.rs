@@ -149,7 +149,18 @@ shader!(
     PARTICLE_HISTOGRAM,
     "particle_histogram.wgsl",
     [],
-    [Read, Write, Uniform(bytes::<u::HistogramUniform>())]
+    [Read, Write, Dynamic(bytes::<u::HistogramUniform>())]
+);
+shader!(
+    FIELD_ARROWS,
+    "field_arrows.wgsl",
+    [],
+    [
+        Read,
+        Write,
+        Write,
+        Uniform(bytes::<u::FieldArrowsUniform>())
+    ]
 );
 shader!(
     GRID_POINTS,
@@ -290,13 +301,25 @@ shader!(
     ]
 );
 shader!(
+    MARKS_DRAW,
+    "marks_draw.wgsl",
+    [],
+    [Read, Uniform(bytes::<u::MarkDrawUniform>())]
+);
+shader!(
+    HEATMAP_DRAW,
+    "heatmap_draw.wgsl",
+    [],
+    [Read, Uniform(bytes::<u::HeatmapUniform>())]
+);
+shader!(
     PARTICLES_DRAW,
     "particles_draw.wgsl",
     [],
     [Read, Read, Uniform(bytes::<u::DrawUniform>())]
 );
 
-/// Every kernel, and the particle render shader.
+/// Every kernel, and the render shaders (particles, marks, heat maps).
 pub const SHADERS: &[ShaderSource] = &[
     LINEAR_FORWARD,
     TIME_BRANCH,
@@ -315,7 +338,10 @@ pub const SHADERS: &[ShaderSource] = &[
     ADAMW_EMA,
     LINEAR_JVP,
     LOGP_STAGE,
+    FIELD_ARROWS,
     PARTICLES_DRAW,
+    MARKS_DRAW,
+    HEATMAP_DRAW,
 ];
 
 /// A compute pipeline with its bind-group layout (group 0).

@@ -12,13 +12,16 @@
 //!   over particles in chunks, trajectories, predicted endpoints, a 2-D histogram and the
 //!   velocity field on a grid;
 //! - [`ParticleRenderer`]: particles, trails and predicted endpoints drawn straight from the
-//!   sampler's buffers by a render pipeline.
+//!   sampler's buffers by a render pipeline;
+//! - [`overlay`]: marks (dots, segments, arrows — the field's come straight from a kernel) and
+//!   heat maps (density, likelihood) drawn by render pipelines, and the colour maps.
 
 pub mod buffers;
 mod context;
 mod error;
 pub mod kernel;
 mod layout;
+pub mod overlay;
 mod render;
 mod sampler;
 mod trainer;
@@ -29,5 +32,5 @@ pub use context::{
 };
 pub use error::GpuError;
 pub use render::{DrawFrame, ParticleRenderer, ParticleSource, Rgba, SourcePage, segment_at};
-pub use sampler::{FieldGrid, GpuSampler, RecordedPage, Rect};
+pub use sampler::{ArrowStyle, FieldGrid, GpuSampler, HistogramBins, RecordedPage, Rect};
 pub use trainer::{GpuTrainer, Inspection, MAX_STEPS_PER_SUBMIT};

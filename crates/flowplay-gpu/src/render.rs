@@ -34,6 +34,8 @@ pub struct DrawFrame {
     pub trails_for: usize,
     /// Draw the predicted endpoints x̂ of the current solver step (needs recorded endpoints).
     pub endpoints: bool,
+    /// Draw the particles themselves (trails and endpoints can be drawn without them).
+    pub dots: bool,
     /// Dot radius in pixels.
     pub dot_radius_px: f32,
     /// Colours of particles, trails and endpoints.
@@ -319,7 +321,7 @@ impl ParticleRenderer {
             });
             slot.pages.push(PageDraw {
                 bind_group,
-                dots: page.len as u32,
+                dots: if frame.dots { page.len as u32 } else { 0 },
                 // Trails for the first `trails_for` particles of the whole run.
                 trails: frame.trails_for.saturating_sub(page.first).min(page.len) as u32,
                 endpoints: if endpoints.is_some() {

@@ -334,14 +334,28 @@ pub(crate) struct LabelRowsUniform {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub(crate) struct HistogramUniform {
+    /// Points binned (a page's particles).
     pub(crate) n: u32,
+    /// Bins across and up.
     pub(crate) nx: u32,
+    /// See `nx`.
     pub(crate) ny: u32,
-    pub(crate) pad: u32,
+    /// Frames recorded per particle (1: current positions, not trajectories).
+    pub(crate) frames: u32,
+    /// The rectangle's lower-left corner, and bins per world unit on each axis.
     pub(crate) x_min: f32,
+    /// See `x_min`.
     pub(crate) y_min: f32,
+    /// See `x_min`.
     pub(crate) sx: f32,
+    /// See `x_min`.
     pub(crate) sy: f32,
+    /// Recorded trajectories are read at t: between frames k and k + 1, a fraction s along.
+    pub(crate) k: u32,
+    /// See `k`.
+    pub(crate) s: f32,
+    /// Padding to a multiple of 16 bytes.
+    pub(crate) pad: [u32; 2],
 }
 
 /// Keep in sync with `Grid` in `shaders/grid_points.wgsl`.
@@ -400,6 +414,83 @@ pub(crate) struct PriorUniform {
     pub(crate) log_norm: f32,
     /// Padding to 16 bytes.
     pub(crate) pad: [f32; 2],
+}
+
+// The overlays' uniforms (`overlay.rs`, `sampler/views.rs`).
+
+/// 256 colours of a colour map, straight alpha.
+pub(crate) type Lut = [[f32; 4]; 256];
+
+/// Keep in sync with `MarkDraw` in `shaders/marks_draw.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub(crate) struct MarkDrawUniform {
+    /// The world point at the viewport's centre.
+    pub(crate) centre: [f32; 2],
+    /// Clip-space units per world unit and per pixel, x and y.
+    pub(crate) clip_per_world: [f32; 2],
+    /// See `clip_per_world`.
+    pub(crate) clip_per_px: [f32; 2],
+    /// Padding to 16 bytes.
+    pub(crate) pad: [f32; 2],
+}
+
+/// Keep in sync with `Heatmap` in `shaders/heatmap_draw.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub(crate) struct HeatmapUniform {
+    /// The world point at the viewport's centre, and clip units per world unit.
+    pub(crate) centre: [f32; 2],
+    /// See `centre`.
+    pub(crate) clip_per_world: [f32; 2],
+    /// The grid's lower-left corner and size in world units.
+    pub(crate) rect_min: [f32; 2],
+    /// See `rect_min`.
+    pub(crate) rect_size: [f32; 2],
+    /// Cells across and up.
+    pub(crate) nx: u32,
+    /// See `nx`.
+    pub(crate) ny: u32,
+    /// 0: u32 counts, drawn as ln(count·norm); 1: f32 values.
+    pub(crate) mode: u32,
+    /// Padding.
+    pub(crate) pad: u32,
+    /// The value range mapped to the colour map's ends.
+    pub(crate) lo: f32,
+    /// See `lo`.
+    pub(crate) hi: f32,
+    /// Counts are multiplied by this before the log.
+    pub(crate) norm: f32,
+    /// The layer's opacity.
+    pub(crate) opacity: f32,
+    /// The colour map.
+    pub(crate) lut: Lut,
+}
+
+/// Keep in sync with `FieldArrows` in `shaders/field_arrows.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub(crate) struct FieldArrowsUniform {
+    /// Cells across and up.
+    pub(crate) nx: u32,
+    /// See `nx`.
+    pub(crate) ny: u32,
+    /// Padding.
+    pub(crate) pad: [u32; 2],
+    /// The grid's lower-left corner and cell size in world units.
+    pub(crate) rect_min: [f32; 2],
+    /// See `rect_min`.
+    pub(crate) cell: [f32; 2],
+    /// Shaft width and head length in pixels.
+    pub(crate) width_px: f32,
+    /// See `width_px`.
+    pub(crate) head_px: f32,
+    /// The longest arrow's share of a cell.
+    pub(crate) fill: f32,
+    /// Speeds below this share of the fastest get no arrow.
+    pub(crate) floor: f32,
+    /// The colour map, by relative speed.
+    pub(crate) lut: Lut,
 }
 
 // The particle renderer's uniform (`render.rs`).
@@ -472,6 +563,15 @@ pub(crate) const MIRRORS: &[(&str, crate::kernel::ShaderSource, usize)] = {
         ("Grid", k::GRID_POINTS, size_of::<GridUniform>()),
         ("Draw", k::PARTICLES_DRAW, size_of::<DrawUniform>()),
         ("LinearJvp", k::LINEAR_JVP, size_of::<LinearJvpUniform>()),
+        ("MarkDraw", k::MARKS_DRAW, size_of::<MarkDrawUniform>()),
+        ("Mark", k::MARKS_DRAW, size_of::<crate::overlay::Mark>()),
+        ("Mark", k::FIELD_ARROWS, size_of::<crate::overlay::Mark>()),
+        ("Heatmap", k::HEATMAP_DRAW, size_of::<HeatmapUniform>()),
+        (
+            "FieldArrows",
+            k::FIELD_ARROWS,
+            size_of::<FieldArrowsUniform>(),
+        ),
         ("Prior", k::LOGP_STAGE, size_of::<PriorUniform>()),
     ]
 };

@@ -34,71 +34,12 @@ fn render(source: &ParticleSource, frame: &DrawFrame) -> Option<Vec<[u8; 4]>> {
     let (device, queue) = (&gpu.device, &gpu.queue);
     let mut renderer = ParticleRenderer::new(device, FORMAT);
     renderer.prepare(device, queue, 0, source, frame);
-    let texture = device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("render test target"),
-        size: wgpu::Extent3d {
-            width: WIDTH,
-            height: HEIGHT,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: FORMAT,
-        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-        view_formats: &[],
-    });
-    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-    {
-        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-            label: Some("render test pass"),
-            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                view: &view,
-                depth_slice: None,
-                resolve_target: None,
-                ops: wgpu::Operations {
-                    load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                    store: wgpu::StoreOp::Store,
-                },
-            })],
-            depth_stencil_attachment: None,
-            timestamp_writes: None,
-            occlusion_query_set: None,
-            multiview_mask: None,
-        });
-        renderer.paint(&mut pass, 0);
-    }
-    let row = (WIDTH * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
-    let out = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("render test readback"),
-        size: u64::from(row * HEIGHT),
-        usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    encoder.copy_texture_to_buffer(
-        texture.as_image_copy(),
-        wgpu::TexelCopyBufferInfo {
-            buffer: &out,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(row),
-                rows_per_image: None,
-            },
-        },
-        texture.size(),
-    );
-    queue.submit([encoder.finish()]);
-    let bytes = flowplay_gpu::buffers::read_blocking(device, queue, &out, 0, out.size())
-        .expect("the image reads back");
-    let mut pixels = Vec::with_capacity((WIDTH * HEIGHT) as usize);
-    for y in 0..HEIGHT {
-        for x in 0..WIDTH {
-            let at = (y * row + x * 4) as usize;
-            pixels.push([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        }
-    }
-    Some(pixels)
+    Some(common::render_offscreen(
+        gpu,
+        FORMAT,
+        [WIDTH, HEIGHT],
+        |pass| renderer.paint(pass, 0),
+    ))
 }
 
 /// A source of `paths` (one trajectory per particle over `times`), uploaded as the sampler lays
@@ -153,6 +94,7 @@ fn frame(t: f32) -> DrawFrame {
         t,
         trails_for: 0,
         endpoints: false,
+        dots: true,
         dot_radius_px: 2.5,
         dot_colour: Rgba(DOT),
         trail_colour: Rgba(TRAIL),
@@ -260,6 +202,14 @@ fn trails_follow_the_path_up_to_t_and_endpoints_are_drawn() {
     // With neither trails nor endpoints only the dots remain.
     let pixels = render(&src, &frame(0.65)).expect("a GPU");
     assert_eq!(at(&pixels, mid), BACKGROUND);
+    // Trails without the particles: the trail stays, the dots go.
+    f.dots = false;
+    let without = render(&src, &f).expect("a GPU");
+    assert_eq!(at(&without, mid), pixel, "the trail is still drawn");
+    for path in &paths {
+        let now = pixel_of(&f, lerp(path[1], path[2], 0.3));
+        assert!(!is(at(&without, now), DOT), "no dot at {now:?}");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use flowplay_core::rng::Rng;
 use flowplay_core::sampler::{
     GuidedField, MlpField, Record, SampleOutput, SamplerConfig, Solver, VelocityField, sample,
 };
-use flowplay_gpu::{FieldGrid, GpuContext, GpuError, GpuSampler, Rect};
+use flowplay_gpu::{FieldGrid, GpuContext, GpuError, GpuSampler, HistogramBins, Rect};
 
 /// Whole trajectories after several steps: each step feeds the previous step's rounding back
 /// through the network (whose Lipschitz constant amplifies it) and the GPU sums its dot products
@@ -497,7 +497,16 @@ fn histogram_counts_equal_a_cpu_histogram_of_the_same_points() {
     let rect = Rect::new([-1.7, -2.1], [2.3, 1.9]);
     let (nx, ny) = (17, 9);
     let counts = sampler
-        .histogram(&gpu.device, &gpu.queue, rect, nx, ny)
+        .histogram(
+            &gpu.device,
+            &gpu.queue,
+            &HistogramBins {
+                rect,
+                nx,
+                ny,
+                t: None,
+            },
+        )
         .unwrap();
     let mut expected = vec![0_u32; nx as usize * ny as usize];
     for p in &out.x {
@@ -510,7 +519,16 @@ fn histogram_counts_equal_a_cpu_histogram_of_the_same_points() {
     assert!(inside > 1000 && inside < 5000, "{inside} of 5000 inside");
     // Again (the counts are cleared), over a different grid.
     let counts = sampler
-        .histogram(&gpu.device, &gpu.queue, rect, 1, 1)
+        .histogram(
+            &gpu.device,
+            &gpu.queue,
+            &HistogramBins {
+                rect,
+                nx: 1,
+                ny: 1,
+                t: None,
+            },
+        )
         .unwrap();
     assert_eq!(counts, vec![inside]);
 }

@@ -39,17 +39,18 @@ use flowplay_core::sampler::{SampleOutput, Trajectories};
 
 pub use geometry::{FieldGrid, Rect};
 pub use sets::RecordedPage;
+pub use views::{ArrowStyle, HistogramBins};
 
 use crate::GpuError;
 use crate::buffers::{self, STORAGE};
 use crate::context::check_compute_limits;
 use crate::kernel::{
-    GRID_POINTS, Kernel, LABEL_ROWS, LINEAR_FORWARD, ODE_STAGE, PARTICLE_HISTOGRAM, TIME_BRANCH,
-    grid_1d,
+    FIELD_ARROWS, GRID_POINTS, Kernel, LABEL_ROWS, LINEAR_FORWARD, ODE_STAGE, PARTICLE_HISTOGRAM,
+    TIME_BRANCH, grid_1d,
 };
 use crate::layout::MlpOffsets;
 use crate::uniforms::{
-    GridUniform, HistogramUniform, LabelRowsUniform, LinearForwardUniform, StageUniform,
+    FieldArrowsUniform, GridUniform, LabelRowsUniform, LinearForwardUniform, StageUniform,
 };
 use geometry::config_error;
 use sets::{
@@ -97,7 +98,12 @@ pub struct GpuSampler {
     particles: ParticleSet,
     grid: ParticleSet,
     counts: Growable,
-    histogram_uniform: wgpu::Buffer,
+    /// One histogram entry per dispatch (a page each), bound with dynamic offsets.
+    histogram_table: Growable,
+    field_arrows: Kernel,
+    arrows: Growable,
+    arrows_uniform: wgpu::Buffer,
+    field_stats: Growable,
     grid_uniform: wgpu::Buffer,
     last: LastRun,
     pending: Option<PendingRun>,
@@ -167,11 +173,19 @@ impl GpuSampler {
             particles: ParticleSet::new(device, &PARTICLE_NAMES),
             grid: ParticleSet::new(device, &GRID_NAMES),
             counts: Growable::new(device, "flowplay::sampler::histogram", STORAGE),
-            histogram_uniform: buffers::uniform(
+            histogram_table: Growable::new(
                 device,
-                "flowplay::sampler::histogram_uniform",
-                &HistogramUniform::default(),
+                "flowplay::sampler::histogram_table",
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             ),
+            field_arrows: Kernel::new(device, &FIELD_ARROWS),
+            arrows: Growable::new(device, "flowplay::sampler::arrows", STORAGE),
+            arrows_uniform: buffers::uniform(
+                device,
+                "flowplay::sampler::arrows_uniform",
+                &<FieldArrowsUniform as bytemuck::Zeroable>::zeroed(),
+            ),
+            field_stats: Growable::new(device, "flowplay::sampler::field_stats", STORAGE),
             grid_uniform: buffers::uniform(
                 device,
                 "flowplay::sampler::grid_uniform",

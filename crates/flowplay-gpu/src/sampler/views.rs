@@ -1,27 +1,59 @@
-//! What the sampler shows besides particles: a histogram of positions and the velocity field on
-//! a grid.
+//! What the sampler shows besides particles: a histogram of positions (now, or at any t of the
+//! recorded trajectories), the velocity field on a grid, and the field's arrows for the canvas.
 
-use super::stages::KIND_EVAL;
-use super::{FieldGrid, GpuSampler, Rect, config_error};
+use super::stages::{KIND_EVAL, table_bytes};
+use super::{FieldGrid, GpuSampler, Rect, TABLE_STRIDE, config_error};
 use crate::GpuError;
 use crate::buffers;
 use crate::kernel::grid_1d;
-use crate::uniforms::{GridUniform, HistogramUniform, StageUniform};
+use crate::overlay::{ColourMap, Mark};
+use crate::segment_at;
+use crate::uniforms::{FieldArrowsUniform, GridUniform, HistogramUniform, StageUniform};
 use flowplay_core::sampler::Record;
 
+/// The bins of a histogram: an `nx × ny` grid over `rect`, of the particles' positions at `t`
+/// (from the last run's recorded trajectories) or, for `None`, their current positions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HistogramBins {
+    /// The region.
+    pub rect: Rect,
+    /// Bins across.
+    pub nx: u32,
+    /// Bins up.
+    pub ny: u32,
+    /// The time the positions are taken at (`None`: the current positions).
+    pub t: Option<f32>,
+}
+
+/// How [`GpuSampler::encode_field_arrows`] draws the field.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ArrowStyle {
+    /// Shaft width in pixels.
+    pub width_px: f32,
+    /// Head length in pixels.
+    pub head_px: f32,
+    /// The longest arrow's share of a cell.
+    pub fill: f32,
+    /// Speeds below this share of the fastest get no arrow.
+    pub floor: f32,
+    /// Colours by speed relative to the fastest.
+    pub colours: ColourMap,
+}
+
 impl GpuSampler {
-    /// Encodes a 2-D histogram of the particles' current positions (those of the last encoded
-    /// run) over `rect` into an `nx × ny` grid of `u32` counts, [`Self::histogram_buffer`]
-    /// (bin `j·nx + i`; see [`Rect::bin`]).
+    /// Encodes a 2-D histogram of the last run's particles into [`Self::histogram_buffer`]
+    /// (`[ny, nx]` `u32`, bin `j·nx + i`; see [`Rect::bin`]): their current positions, or with
+    /// `bins.t` their recorded positions at t, linear between the frames around it as the
+    /// particle renderer draws them (the run must have recorded positions). Pages are binned one
+    /// dispatch each.
     pub fn encode_histogram(
         &mut self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         encoder: &mut wgpu::CommandEncoder,
-        rect: Rect,
-        nx: u32,
-        ny: u32,
+        bins: &HistogramBins,
     ) -> Result<(), GpuError> {
+        let HistogramBins { rect, nx, ny, t } = *bins;
         rect.validate()?;
         let cells = u64::from(nx) * u64::from(ny);
         if cells == 0 || cells > (1 << 24) {
@@ -29,36 +61,78 @@ impl GpuSampler {
                 "a histogram needs between 1 and 2^24 bins, got {nx} × {ny}"
             )));
         }
-        self.counts.ensure(device, cells * 4);
         let [sx, sy] = rect.bin_scales(nx, ny);
-        let uniform = HistogramUniform {
-            n: self.last.n as u32,
+        let template = HistogramUniform {
             nx,
             ny,
-            pad: 0,
+            frames: 1,
             x_min: rect.min[0],
             y_min: rect.min[1],
             sx,
             sy,
+            ..HistogramUniform::default()
         };
-        queue.write_buffer(&self.histogram_uniform, 0, bytemuck::bytes_of(&uniform));
+        // One entry per dispatch: the current positions, or each recorded page at t.
+        let sources: Vec<(HistogramUniform, wgpu::Buffer)> = match t {
+            None => vec![(
+                HistogramUniform {
+                    n: self.last.n as u32,
+                    ..template
+                },
+                self.particles.pos.buffer.clone(),
+            )],
+            Some(t) => {
+                if !self.last.record.positions {
+                    return Err(config_error(
+                        "a histogram at time t needs a run that recorded positions".to_string(),
+                    ));
+                }
+                let (k, s) = segment_at(&self.last.times, t);
+                self.recorded_pages()
+                    .into_iter()
+                    .map(|page| {
+                        (
+                            HistogramUniform {
+                                n: page.len as u32,
+                                frames: self.last.times.len() as u32,
+                                k: k as u32,
+                                s,
+                                ..template
+                            },
+                            page.positions.clone(),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        self.counts.ensure(device, cells * 4);
+        self.histogram_table
+            .ensure(device, sources.len().max(1) as u64 * TABLE_STRIDE);
+        let entries: Vec<HistogramUniform> = sources.iter().map(|(u, _)| *u).collect();
+        queue.write_buffer(&self.histogram_table.buffer, 0, &table_bytes(&entries));
         encoder.clear_buffer(&self.counts.buffer, 0, Some(cells * 4));
-        let bg = self.histogram.bind(
-            device,
-            &[
-                &self.particles.pos.buffer,
-                &self.counts.buffer,
-                &self.histogram_uniform,
-            ],
-        );
+        let groups: Vec<wgpu::BindGroup> = sources
+            .iter()
+            .map(|(_, positions)| {
+                self.histogram.bind(
+                    device,
+                    &[positions, &self.counts.buffer, &self.histogram_table.buffer],
+                )
+            })
+            .collect();
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("flowplay::sampler::histogram"),
             timestamp_writes: None,
         });
         pass.set_pipeline(&self.histogram.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
-        let [x, y, z] = grid_1d(self.last.n as u32);
-        pass.dispatch_workgroups(x, y, z);
+        for (i, ((uniform, _), bg)) in sources.iter().zip(&groups).enumerate() {
+            if uniform.n == 0 {
+                continue;
+            }
+            pass.set_bind_group(0, bg, &[(i as u64 * TABLE_STRIDE) as u32]);
+            let [x, y, z] = grid_1d(uniform.n);
+            pass.dispatch_workgroups(x, y, z);
+        }
         Ok(())
     }
 
@@ -68,22 +142,83 @@ impl GpuSampler {
         &mut self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
-        rect: Rect,
-        nx: u32,
-        ny: u32,
+        bins: &HistogramBins,
     ) -> Result<Vec<u32>, GpuError> {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("flowplay::sampler::histogram"),
         });
-        self.encode_histogram(device, queue, &mut encoder, rect, nx, ny)?;
+        self.encode_histogram(device, queue, &mut encoder, bins)?;
         queue.submit([encoder.finish()]);
         buffers::read_pod::<u32>(
             device,
             queue,
             &self.counts.buffer,
             0,
-            nx as usize * ny as usize,
+            bins.nx as usize * bins.ny as usize,
         )
+    }
+
+    /// Encodes the field on `grid` ([`Self::encode_velocity_grid`]) and then one arrow per cell
+    /// into [`Self::arrows_buffer`] (`nx·ny` [`Mark`]s for `MarkRenderer`, no CPU round trip):
+    /// centred on its cell, its length and colour by speed relative to the grid's fastest, whose
+    /// speed (and the mean) go to [`Self::field_stats_buffer`] for the legend.
+    pub fn encode_field_arrows(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        grid: &FieldGrid,
+        style: &ArrowStyle,
+    ) -> Result<(), GpuError> {
+        self.encode_velocity_grid(device, queue, encoder, grid)?;
+        let n = u64::from(grid.nx) * u64::from(grid.ny);
+        if n > 1 << 16 {
+            return Err(config_error(format!(
+                "a field of arrows takes at most 65536 cells, got {} × {}",
+                grid.nx, grid.ny
+            )));
+        }
+        self.arrows.ensure(device, n * size_of::<Mark>() as u64);
+        let uniform = FieldArrowsUniform {
+            nx: grid.nx,
+            ny: grid.ny,
+            pad: [0; 2],
+            rect_min: grid.rect.min,
+            cell: grid.rect.cell(grid.nx, grid.ny),
+            width_px: style.width_px,
+            head_px: style.head_px,
+            fill: style.fill,
+            floor: style.floor,
+            lut: style.colours.lut(),
+        };
+        queue.write_buffer(&self.arrows_uniform, 0, bytemuck::bytes_of(&uniform));
+        let bg = self.field_arrows.bind(
+            device,
+            &[
+                self.velocity_grid_buffer(),
+                &self.arrows.buffer,
+                &self.field_stats.buffer,
+                &self.arrows_uniform,
+            ],
+        );
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("flowplay::sampler::field_arrows"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.field_arrows.pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+        Ok(())
+    }
+
+    /// The arrows of [`Self::encode_field_arrows`]: `nx·ny` [`Mark`]s.
+    pub fn arrows_buffer(&self) -> &wgpu::Buffer {
+        &self.arrows.buffer
+    }
+
+    /// The fastest and the mean speed on the last arrows' grid, two `f32`s.
+    pub fn field_stats_buffer(&self) -> &wgpu::Buffer {
+        &self.field_stats.buffer
     }
 
     /// Encodes the velocity field v(t, ·) at the centres of `grid`'s cells (point `j·nx + i` at

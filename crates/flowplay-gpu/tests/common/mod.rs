@@ -90,3 +90,80 @@ pub fn request(
         .with_labels(labels.map(<[u32]>::to_vec), cfg_scale)
         .recording(record)
 }
+
+/// Renders with `paint` into a `size` texture of `format` cleared to opaque black, and reads it
+/// back: RGBA pixels, row by row from the top.
+pub fn render_offscreen(
+    gpu: &GpuContext,
+    format: wgpu::TextureFormat,
+    size: [u32; 2],
+    paint: impl FnOnce(&mut wgpu::RenderPass<'_>),
+) -> Vec<[u8; 4]> {
+    let (device, queue) = (&gpu.device, &gpu.queue);
+    let [width, height] = size;
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("render test target"),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        view_formats: &[],
+    });
+    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    {
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("render test pass"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: &view,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        paint(&mut pass);
+    }
+    let row = (width * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
+    let out = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("render test readback"),
+        size: u64::from(row * height),
+        usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    encoder.copy_texture_to_buffer(
+        texture.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &out,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(row),
+                rows_per_image: None,
+            },
+        },
+        texture.size(),
+    );
+    queue.submit([encoder.finish()]);
+    let bytes = flowplay_gpu::buffers::read_blocking(device, queue, &out, 0, out.size())
+        .expect("the image reads back");
+    let mut pixels = Vec::with_capacity((width * height) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            let at = (y * row + x * 4) as usize;
+            pixels.push([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        }
+    }
+    pixels
+}
