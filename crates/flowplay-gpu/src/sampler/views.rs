@@ -4,6 +4,7 @@
 use super::stages::{KIND_EVAL, table_bytes};
 use super::{FieldGrid, GpuSampler, Rect, TABLE_STRIDE, config_error};
 use crate::GpuError;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::buffers;
 use crate::kernel::grid_1d;
 use crate::overlay::{ColourMap, Mark};
