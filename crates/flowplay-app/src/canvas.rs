@@ -1,21 +1,14 @@
-//! The canvas: data points, particle trails, predicted endpoints and particles at the current
-//! time, with pan (drag) and zoom (scroll; double-click fits the view again).
-//!
-//! GPU particles are drawn by a render pipeline in a paint callback straight from the sampler's
-//! buffers; CPU trajectories (the fallback) with egui's painter.
+//! The canvas: the view of the plane (pan by dragging, zoom by scrolling, double-click to fit),
+//! the layers drawn back to front, and the legend of what is drawn. Input comes back as
+//! commands; the view is changed where commands are applied.
 
-use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui, pos2, vec2};
-use flowplay_core::sampler::Trajectories;
-use flowplay_gpu::{DrawFrame, Rgba};
+use egui::{Color32, Pos2, Rect, Sense, Ui, pos2, vec2};
+use flowplay_gpu::Rgba;
 
-use crate::engine::Flow;
-use crate::paint::ParticlePaint;
+use crate::app::CanvasState;
+use crate::command::Command;
+use crate::layers::{self, LayerId, LayerSet, LegendEntry, PaintCx, Scene};
 
-const DATA: Color32 = Color32::from_rgba_premultiplied(38, 60, 84, 90);
-const PARTICLE: Color32 = Color32::from_rgb(255, 140, 30);
-const TRAIL: Color32 = Color32::from_rgba_premultiplied(40, 22, 5, 40);
-/// Predicted endpoints: pale, so that they do not read as a class colour.
-const ENDPOINT: Color32 = Color32::from_rgba_premultiplied(200, 200, 200, 200);
 /// Class colours of a conditional model's particles (and, faded, of its data).
 pub(crate) const PALETTE: [Color32; 8] = [
     Color32::from_rgb(255, 140, 30),
@@ -27,6 +20,8 @@ pub(crate) const PALETTE: [Color32; 8] = [
     Color32::from_rgb(255, 90, 90),
     Color32::from_rgb(90, 230, 200),
 ];
+/// The plain data colour.
+pub(crate) const DATA: Color32 = Color32::from_rgba_premultiplied(38, 60, 84, 90);
 
 /// The colour data point `i` is drawn in: its class's, faded, or the plain data colour.
 pub(crate) fn data_colour(label: Option<u32>) -> Color32 {
@@ -36,14 +31,8 @@ pub(crate) fn data_colour(label: Option<u32>) -> Color32 {
     }
 }
 
-/// Particle dot radius in points.
-const DOT_RADIUS: f32 = 2.2;
-/// Trails are drawn for at most this many particles (beyond, they would hide the flow).
-pub(crate) const TRAILS_FOR: usize = 20_000;
-/// The same for the CPU fallback, whose trails egui tessellates on the CPU.
-const CPU_TRAILS_FOR: usize = 1000;
-
-fn rgba(c: Color32) -> Rgba {
+/// An egui colour as the GPU renderers take it (straight alpha in [0, 1]).
+pub(crate) fn rgba(c: Color32) -> Rgba {
     let [r, g, b, a] = c.to_srgba_unmultiplied();
     Rgba([
         f32::from(r) / 255.0,
@@ -53,18 +42,14 @@ fn rgba(c: Color32) -> Rgba {
     ])
 }
 
-/// What the canvas shows: the time, and what besides the particles.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Layers {
-    pub(crate) t: f32,
-    /// Classes of a conditional model (0: none): particle `i` has class `i mod classes`.
-    pub(crate) classes: u32,
-    pub(crate) trails: bool,
-    pub(crate) endpoints: bool,
+/// An opaque egui colour from a renderer's colour.
+pub(crate) fn colour32(c: Rgba) -> Color32 {
+    let [r, g, b, a] = c.0.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
+    Color32::from_rgba_unmultiplied(r, g, b, a)
 }
 
 /// The region of the plane shown, with equal scales on both axes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct View {
     centre: [f32; 2],
     half_extent: f32,
@@ -88,11 +73,11 @@ impl View {
     }
 
     /// World units per egui point in `rect`.
-    fn world_per_point(self, rect: Rect) -> f32 {
+    pub(crate) fn world_per_point(self, rect: Rect) -> f32 {
         self.half_extent / (0.5 * rect.width().min(rect.height()).max(1.0))
     }
 
-    fn to_screen(self, rect: Rect, p: [f32; 2]) -> Pos2 {
+    pub(crate) fn to_screen(self, rect: Rect, p: [f32; 2]) -> Pos2 {
         let scale = 1.0 / self.world_per_point(rect);
         pos2(
             rect.center().x + (p[0] - self.centre[0]) * scale,
@@ -100,7 +85,7 @@ impl View {
         )
     }
 
-    fn to_world(self, rect: Rect, p: Pos2) -> [f32; 2] {
+    pub(crate) fn to_world(self, rect: Rect, p: Pos2) -> [f32; 2] {
         let w = self.world_per_point(rect);
         [
             self.centre[0] + (p.x - rect.center().x) * w,
@@ -108,8 +93,22 @@ impl View {
         ]
     }
 
-    /// Pans by a drag of `delta` points and zooms by `factor` (> 1 zooms in) about `anchor`.
-    fn pan_zoom(&mut self, rect: Rect, delta: egui::Vec2, factor: f32, anchor: Option<Pos2>) {
+    /// The world rectangle `rect` shows.
+    pub(crate) fn world_rect(self, rect: Rect) -> flowplay_gpu::Rect {
+        let a = self.to_world(rect, rect.left_bottom());
+        let b = self.to_world(rect, rect.right_top());
+        flowplay_gpu::Rect::new(a, b)
+    }
+
+    /// The view panned by a drag of `delta` points and zoomed by `factor` (> 1 zooms in) about
+    /// `anchor`.
+    pub(crate) fn panned_zoomed(
+        mut self,
+        rect: Rect,
+        delta: egui::Vec2,
+        factor: f32,
+        anchor: Option<Pos2>,
+    ) -> Self {
         let w = self.world_per_point(rect);
         self.centre[0] -= delta.x * w;
         self.centre[1] += delta.y * w;
@@ -122,35 +121,26 @@ impl View {
             }
             self.half_extent = half;
         }
+        self
     }
 }
 
-/// Where particle `i` is at time `t`: linear between the recorded grid nodes.
-pub(crate) fn position_at(traj: &Trajectories, i: usize, t: f32) -> [f32; 2] {
-    let path = traj.positions_of(i);
-    let (k, s) = flowplay_gpu::segment_at(&traj.times, t);
-    let (a, b) = (path[k], path[k + 1]);
-    [a[0] + s * (b[0] - a[0]), a[1] + s * (b[1] - a[1])]
-}
-
-/// Draws the data, and the particles of `flow` at time `t` with their trails so far and the
-/// predicted endpoints if asked; pans and zooms `view`. `fit` is the view a double-click restores;
-/// `layer` is the renderer's slot for this drawing (one per canvas on screen).
+/// Draws the canvas for `scene` with the layers of `on`; pushes the view's changes and a click
+/// (for the stages layer); returns the layers drawn and where the canvas is. `slot` is the
+/// renderers' slot for this canvas (one per canvas on screen).
 pub(crate) fn show(
     ui: &mut Ui,
-    view: &mut View,
-    fit: View,
-    data: &[([f32; 2], Color32)],
-    flow: Option<Flow<'_>>,
-    layer: usize,
-    layers: Layers,
-) {
-    let t = layers.t;
+    state: &CanvasState,
+    scene: &Scene<'_>,
+    slot: usize,
+    on: LayerSet,
+    out: &mut Vec<Command>,
+) -> (Vec<LayerId>, Rect) {
     let size = ui.available_size().max(vec2(1.0, 1.0));
     let (response, painter) = ui.allocate_painter(size, Sense::click_and_drag());
     let rect = response.rect;
     if response.double_clicked() {
-        *view = fit;
+        out.push(Command::FitView);
     } else {
         let (scroll, zoom) = if response.hovered() {
             ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()))
@@ -158,106 +148,122 @@ pub(crate) fn show(
             (0.0, 1.0)
         };
         let factor = zoom * (scroll / 200.0).exp();
-        view.pan_zoom(rect, response.drag_delta(), factor, response.hover_pos());
+        let moved =
+            state
+                .view
+                .panned_zoomed(rect, response.drag_delta(), factor, response.hover_pos());
+        if moved != state.view {
+            out.push(Command::View(moved));
+        }
+        if response.clicked()
+            && on.contains(LayerId::Stages)
+            && let Some(p) = response.interact_pointer_pos()
+        {
+            out.push(Command::Inspect(state.view.to_world(rect, p)));
+        }
     }
-    let view = *view;
     painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-    for &(p, colour) in data {
-        let q = view.to_screen(rect, p);
-        if rect.contains(q) {
-            painter.circle_filled(q, 1.6, colour);
-        }
-    }
-    match flow {
-        Some(Flow::Cpu(traj)) => paint_cpu(&painter, rect, view, traj, t, layers),
-        Some(Flow::Gpu(source)) => {
-            let frame = DrawFrame {
-                centre: view.to_world(rect, rect.center()),
-                world_per_px: view.world_per_point(rect),
-                viewport_px: [rect.width(), rect.height()],
-                t,
-                trails_for: if layers.trails { TRAILS_FOR } else { 0 },
-                endpoints: layers.endpoints,
-                dots: true,
-                dot_radius_px: DOT_RADIUS,
-                dot_colour: rgba(PARTICLE),
-                trail_colour: Rgba([1.0, 0.55, 0.12, 0.16]),
-                endpoint_colour: rgba(ENDPOINT),
-                classes: layers.classes,
-                palette: PALETTE.map(rgba),
-            };
-            painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
-                rect,
-                ParticlePaint {
-                    layer,
-                    source,
-                    frame,
-                },
-            ));
-        }
-        None => {}
-    }
+    let cx = PaintCx {
+        painter: &painter,
+        rect,
+        view: state.view,
+        slot,
+        gpu: scene.gpu,
+    };
+    let drawn = layers::draw(&cx, scene, on);
     painter.text(
         rect.left_top() + vec2(8.0, 6.0),
         egui::Align2::LEFT_TOP,
-        format!("t = {t:.2}"),
+        format!("t = {:.2}", scene.t),
         egui::FontId::monospace(14.0),
         ui.visuals().text_color(),
     );
+    legend_ui(&painter, rect, &layers::legend(&drawn, scene), ui.visuals());
+    (drawn, rect)
 }
 
-/// The CPU fallback's drawing with egui's painter.
-fn paint_cpu(
+/// The legend in the canvas's top-right corner: a swatch (or colour bar) and a line per mark.
+fn legend_ui(
     painter: &egui::Painter,
     rect: Rect,
-    view: View,
-    traj: &Trajectories,
-    t: f32,
-    layers: Layers,
+    entries: &[LegendEntry],
+    visuals: &egui::Visuals,
 ) {
-    let frames = traj.frames();
-    if frames < 2 || traj.positions.is_empty() {
+    if entries.is_empty() {
         return;
     }
-    let n = traj.positions.len() / frames;
-    if layers.trails {
-        // One polyline per particle: far fewer vertices than separate segments.
-        for i in 0..n.min(CPU_TRAILS_FOR) {
-            let path = traj.positions_of(i);
-            let mut points = vec![view.to_screen(rect, path[0])];
-            for (k, &p) in path.iter().enumerate().skip(1) {
-                if traj.times[k - 1] >= t {
-                    break;
+    let font = egui::FontId::proportional(12.0);
+    let row = 16.0;
+    let swatch = 28.0;
+    let width = entries
+        .iter()
+        .map(|e| {
+            painter
+                .layout_no_wrap(e.text.clone(), font.clone(), Color32::WHITE)
+                .size()
+                .x
+        })
+        .fold(0.0, f32::max)
+        + swatch
+        + 18.0;
+    let height = row * entries.len() as f32 + 8.0;
+    let top_right = rect.right_top() + vec2(-8.0, 8.0);
+    let frame = Rect::from_min_max(
+        pos2(top_right.x - width, top_right.y),
+        pos2(top_right.x, top_right.y + height),
+    );
+    painter.rect_filled(frame, 4.0, visuals.extreme_bg_color.gamma_multiply(0.85));
+    for (i, entry) in entries.iter().enumerate() {
+        let y = frame.top() + 4.0 + row * i as f32;
+        let sw = Rect::from_min_size(pos2(frame.left() + 6.0, y + 3.0), vec2(swatch, row - 6.0));
+        match entry.colours.as_slice() {
+            [] => {}
+            [single] => {
+                painter.rect_filled(sw, 2.0, *single);
+            }
+            many => {
+                // A colour bar: the colours left to right.
+                let step = sw.width() / many.len() as f32;
+                for (k, c) in many.iter().enumerate() {
+                    let x = sw.left() + step * k as f32;
+                    painter.rect_filled(
+                        Rect::from_min_max(pos2(x, sw.top()), pos2(x + step + 0.5, sw.bottom())),
+                        0.0,
+                        *c,
+                    );
                 }
-                let end = if traj.times[k] > t {
-                    position_at(traj, i, t)
-                } else {
-                    p
-                };
-                points.push(view.to_screen(rect, end));
-            }
-            if points.len() > 1 {
-                painter.add(egui::Shape::line(points, Stroke::new(1.0, TRAIL)));
             }
         }
-    }
-    if layers.endpoints && traj.endpoints.len() == n * (frames - 1) {
-        let (k, _) = flowplay_gpu::segment_at(&traj.times, t);
-        for i in 0..n {
-            let e = traj.endpoints[i * (frames - 1) + k];
-            painter.circle_filled(view.to_screen(rect, e), DOT_RADIUS, ENDPOINT);
-        }
-    }
-    for i in 0..n {
-        let colour = if layers.classes > 0 {
-            PALETTE[(i % layers.classes as usize) % PALETTE.len()]
-        } else {
-            PARTICLE
-        };
-        painter.circle_filled(
-            view.to_screen(rect, position_at(traj, i, t)),
-            DOT_RADIUS,
-            colour,
+        painter.text(
+            pos2(sw.right() + 6.0, y + row / 2.0),
+            egui::Align2::LEFT_CENTER,
+            &entry.text,
+            font.clone(),
+            visuals.text_color(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_maps_world_and_screen_both_ways() {
+        let rect = Rect::from_min_size(pos2(10.0, 20.0), vec2(400.0, 300.0));
+        let view = View::fit([[2.0, 1.0], [-1.0, -2.0]], 1.0);
+        for p in [[0.0, 0.0], [1.5, -0.5], [-2.0, 2.5]] {
+            let back = view.to_world(rect, view.to_screen(rect, p));
+            assert!((back[0] - p[0]).abs() < 1e-4 && (back[1] - p[1]).abs() < 1e-4);
+        }
+        let world = view.world_rect(rect);
+        assert!(world.max[0] > world.min[0] && world.max[1] > world.min[1]);
+        // Zooming in about a point keeps that point where it is.
+        let anchor = pos2(300.0, 100.0);
+        let fixed = view.to_world(rect, anchor);
+        let zoomed = view.panned_zoomed(rect, egui::Vec2::ZERO, 2.0, Some(anchor));
+        let still = zoomed.to_world(rect, anchor);
+        assert!((still[0] - fixed[0]).abs() < 1e-4 && (still[1] - fixed[1]).abs() < 1e-4);
+        assert!((zoomed.world_per_point(rect) - view.world_per_point(rect) / 2.0).abs() < 1e-6);
     }
 }

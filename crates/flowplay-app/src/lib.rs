@@ -10,8 +10,12 @@ mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 mod canvas;
+mod command;
 mod engine;
+mod error;
+mod layers;
 mod paint;
+mod panels;
 mod settings;
 mod web;
 

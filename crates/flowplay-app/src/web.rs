@@ -32,6 +32,9 @@ pub(crate) struct Status {
     pub(crate) w2_step: Option<u64>,
     /// Its straightness (0 for straight paths).
     pub(crate) straightness: Option<f64>,
+    /// The negative log-likelihood of held-out data at that step (nats per point), where the
+    /// model's source is N(0, I).
+    pub(crate) nll: Option<f64>,
     /// The reflow round being trained, and whether its coupling is still being built.
     pub(crate) round: usize,
     pub(crate) reflow_pending: bool,
@@ -41,6 +44,8 @@ pub(crate) struct Status {
     pub(crate) refresh_secs: Option<f64>,
     /// Seconds the last W2 evaluation took, from its start to its result.
     pub(crate) eval_secs: Option<f64>,
+    /// The canvas layers drawn in the last frame.
+    pub(crate) layers: Vec<&'static str>,
     pub(crate) notice: Option<String>,
     /// Every setting, in the URL hash's form.
     pub(crate) settings: String,

@@ -1,5 +1,6 @@
 //! The playground driven through its UI with egui_kittest (no GPU here: the CPU reference
-//! trains): press Train, switch the path, start a reflow round, and read the app's status.
+//! trains): press Train, switch the path, start a reflow round, turn layers on and off, and read
+//! the app's status.
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
@@ -105,4 +106,103 @@ fn bad_settings_in_the_address_are_explained() {
     assert!(notice.contains("solver=warp"), "{notice}");
     assert!(notice.contains("none were applied"), "{notice}");
     assert_eq!(s["solver"], "euler");
+}
+
+fn layers(s: &serde_json::Value) -> Vec<String> {
+    s["layers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn layer_toggles_draw_their_layers_and_say_so_in_the_status() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    let s = status(&harness);
+    assert_eq!(layers(&s), ["data", "trails", "particles"], "{s}");
+    harness.get_by_label("Train").click();
+    run_until(&mut harness, 200, |s| s["step"].as_u64() >= Some(20));
+    // One click a frame: a toggle that is on shows its options and moves the ones below.
+    harness.get_by_label("vector field").click();
+    harness.run_steps(2);
+    harness.get_by_label("density p_t").click();
+    let s = run_until(&mut harness, 100, |s| {
+        let l = layers(s);
+        l.iter().any(|k| k == "field") && l.iter().any(|k| k == "density")
+    });
+    let settings = s["settings"].as_str().unwrap_or_default();
+    assert!(
+        settings.contains("layers=data,particles,trails,field,density"),
+        "{settings}"
+    );
+    harness.get_by_label("vector field").click();
+    let s = run_until(&mut harness, 100, |s| {
+        !layers(s).iter().any(|k| k == "field")
+    });
+    assert!(layers(&s).iter().any(|k| k == "density"), "{s}");
+}
+
+/// A click of the primary button at `pos`.
+fn click_at(harness: &mut Harness<'_, PlaygroundApp>, pos: egui::Pos2) {
+    harness.event(egui::Event::PointerMoved(pos));
+    for pressed in [true, false] {
+        harness.event(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+}
+
+#[test]
+fn every_layer_named_in_the_address_is_drawn_and_a_click_takes_a_step_apart() {
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 1600.0))
+        .build_eframe(|cc| {
+            PlaygroundApp::with_query(
+                cc,
+                Some(
+                    "train=1&width=32&batch=64&particles=200&solver=rk4&steps=8\
+                     &layers=data,particles,endpoints,field,density,logp,stages,pairs"
+                        .to_string(),
+                ),
+            )
+        });
+    let s = run_until(&mut harness, 300, |s| {
+        let l = layers(s);
+        ["field", "density", "logp", "pairs", "endpoints"]
+            .iter()
+            .all(|k| l.iter().any(|d| d == k))
+    });
+    assert_eq!(s["training"], true);
+    assert!(!layers(&s).iter().any(|k| k == "trails"), "{s}");
+    // The canvas fills the window right of the controls: a click there picks a particle.
+    harness.get_by_label("Pause training").click();
+    harness.step();
+    click_at(&mut harness, egui::pos2(900.0, 400.0));
+    let s = run_until(&mut harness, 100, |s| {
+        layers(s).iter().any(|k| k == "stages")
+    });
+    assert_eq!(s["training"], false);
+    // Stage by stage: RK4's four, the combined step, and on to the next step.
+    assert!(harness.query_by_label_contains("stage 1 of 4").is_some());
+    for shown in [
+        "stage 2 of 4",
+        "stage 3 of 4",
+        "stage 4 of 4",
+        "the combined step",
+    ] {
+        harness.get_by_label("next stage").click();
+        harness.run_steps(2);
+        assert!(harness.query_by_label_contains(shown).is_some(), "{shown}");
+    }
+    harness.get_by_label("next stage").click();
+    harness.run_steps(2);
+    assert!(harness.query_by_label_contains("stage 1 of 4").is_some());
 }

@@ -16,6 +16,14 @@ use flowplay_gpu::buffers::PendingRead;
 use flowplay_gpu::{GpuSampler, GpuTrainer, MAX_STEPS_PER_SUBMIT, ParticleSource};
 use web_time::{Duration, Instant};
 
+use crate::error::{AppError, AppResult};
+
+mod budget;
+mod views;
+
+pub(crate) use budget::FrameBudget;
+pub(crate) use views::{CPU_HEAT_BINS, DensityAsk, GPU_HEAT_BINS, LogpAsk, stage_view};
+
 /// Particles the CPU reference integrates per refresh at most (the GPU's bound is its memory).
 pub(crate) const CPU_MAX_PARTICLES: usize = 5000;
 /// Network evaluations the CPU reference spends on one refresh of the particles at most (it
@@ -37,8 +45,6 @@ const SLICE_MIN: u32 = 8;
 const SLICE_MAX: u32 = 1 << 20;
 /// A refresh is spread over at most this many frames (2 s at 60 Hz).
 const MAX_REFRESH_FRAMES: u64 = 120;
-/// Submissions the GPU may have queued: enough to keep it busy, few enough to stay responsive.
-const GPU_QUEUE_DEPTH: usize = 2;
 /// Seed of the evaluation's prior draw, apart from the particles on screen.
 const EVAL_SEED: u64 = 0xE7A1;
 /// Which drawing a flow is for: the current model, or a snapshot of an earlier round.
@@ -105,6 +111,9 @@ pub(crate) struct Evaluation {
     pub(crate) w2: f64,
     /// E ∫ ‖(x₁ − x₀) − v‖² dt along its trajectories: 0 for straight paths (QR §7.1).
     pub(crate) straightness: f64,
+    /// −mean log p₁ of the held-out data (the reverse ODE with the same solver), where the
+    /// model's source is N(0, I).
+    pub(crate) nll: Option<f64>,
 }
 
 /// The EMA weights of a finished round, kept to compare rounds.
@@ -115,10 +124,10 @@ pub(crate) enum Snapshot {
 
 /// An evaluation under way on the GPU: positions and velocities on their way back.
 struct PendingEval {
-    positions: PendingRead,
-    velocities: PendingRead,
-    positions_bytes: Option<Vec<u8>>,
-    velocities_bytes: Option<Vec<u8>>,
+    /// Positions, velocities and (where defined) the held-out log-likelihoods.
+    reads: Vec<PendingRead>,
+    /// What has come back of each.
+    bytes: Vec<Option<Vec<u8>>>,
     times: Vec<f32>,
     step: u64,
 }
@@ -152,97 +161,10 @@ pub(crate) struct GpuEngine {
     refreshing: [Option<u64>; 2],
     /// Whether refreshes are encoded a slice a frame, or whole.
     slices: bool,
-}
-
-/// How much GPU work to submit a frame (training steps, or network evaluations of a particle
-/// refresh) so that frames stay on time at 60 Hz: additive increase while frames are on time
-/// and the GPU ran dry, multiplicative decrease when a frame is late. It stays a sixteenth below
-/// the amount that last made a frame late, and forgets that amount after two seconds of frames
-/// on time (the load may have changed), so a steady load misses about one frame in a hundred.
-/// Where even the least amount leaves frames slower than 60 Hz (a slow GPU drawing, a million
-/// particles), a frame is on time up to half again that baseline: the work still gets a third of
-/// the frame instead of stalling.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct FrameBudget {
-    units: u32,
-    min: u32,
-    max: u32,
-    /// The amount that last made a frame late (`u32::MAX`: none).
-    ceiling: u32,
-    /// Frames on time in a row.
-    calm: u32,
-    /// The frame time with the least amount (0: not known yet).
-    base: f32,
-}
-
-impl FrameBudget {
-    /// A frame no longer than this is on time (60 Hz, with 5 % slack for timer jitter).
-    pub(crate) const ON_TIME_SECS: f32 = 1.05 / 60.0;
-    /// Frames on time between two increases.
-    const CALM_FRAMES: u32 = 4;
-    /// Frames on time after which the amount that was late is forgotten.
-    const FORGET_FRAMES: u32 = 120;
-    /// Where frames are slow anyway, a frame is on time up to this times the baseline.
-    const SLOW_SHARE: f32 = 1.5;
-
-    /// Starts at `start` units a frame, within `min..=max`.
-    pub(crate) const fn new(start: u32, min: u32, max: u32) -> Self {
-        Self {
-            units: start,
-            min,
-            max,
-            ceiling: u32::MAX,
-            calm: 0,
-            base: 0.0,
-        }
-    }
-
-    /// Whether a frame of `frame_secs` is on time.
-    fn on_time(&self, frame_secs: f32) -> bool {
-        frame_secs <= Self::ON_TIME_SECS.max(Self::SLOW_SHARE * self.base)
-    }
-
-    /// The units to submit now (0: none), after a frame of `frame_secs` with `queued`
-    /// submissions still on the GPU.
-    pub(crate) fn next(&mut self, frame_secs: f32, queued: usize) -> u32 {
-        // The baseline follows frames with the least amount, and no frame with more work can be
-        // faster (which undoes a slow start).
-        if frame_secs > 0.0 {
-            if self.base <= 0.0 {
-                self.base = frame_secs;
-            } else if self.units == self.min {
-                self.base += 0.1 * (frame_secs - self.base);
-            }
-            self.base = self.base.min(frame_secs);
-        }
-        if !self.on_time(frame_secs) {
-            // A late frame at the least amount (start-up, a slow device) says nothing about
-            // how much fits.
-            if self.units > self.min {
-                self.ceiling = self.units;
-                self.units = (self.units / 4 * 3).max(self.min);
-            }
-            self.calm = 0;
-        } else {
-            self.calm += 1;
-        }
-        if queued >= GPU_QUEUE_DEPTH {
-            return 0;
-        }
-        if queued == 0 && self.calm > 0 && self.calm.is_multiple_of(Self::CALM_FRAMES) {
-            if self.calm >= Self::FORGET_FRAMES {
-                self.calm = 0;
-                self.ceiling = u32::MAX;
-            }
-            let grown = self
-                .units
-                .saturating_add((self.units / 8).max(1))
-                .min(self.max);
-            let hold = self.ceiling - (self.ceiling / 16).max(1);
-            self.units = grown.min(hold).max(self.units);
-        }
-        self.units
-    }
+    /// The layers' views ([`views`]).
+    views: views::GpuViews,
+    /// Counts the current drawing's refreshes: its weights' version (0: none yet).
+    drawn_version: u64,
 }
 
 /// The CPU reference.
@@ -251,12 +173,24 @@ pub(crate) struct CpuEngine {
     flows: [Option<Trajectories>; 2],
     eval_x0: Vec<[f32; 2]>,
     finished_eval: Option<(u64, SampleOutputParts)>,
+    /// The weights the current drawing was integrated with, for the layers' views.
+    drawn: Option<flowplay_core::flow::FlowModel>,
+    drawn_version: u64,
+    views: views::CpuViews,
 }
 
 /// What an evaluation run recorded, on either backend.
 struct SampleOutputParts {
     x: Vec<[f32; 2]>,
     trajectories: Trajectories,
+    /// The held-out data's log-likelihoods, where defined.
+    logp: Option<Vec<f32>>,
+}
+
+/// −mean of `logp` (nats per point), if every value is finite.
+fn nll(logp: &[f32]) -> Option<f64> {
+    let finite = logp.iter().all(|l| l.is_finite()) && !logp.is_empty();
+    finite.then(|| -logp.iter().map(|&l| f64::from(l)).sum::<f64>() / logp.len() as f64)
 }
 
 /// Training and sampling on one backend.
@@ -306,11 +240,11 @@ fn encode_run(
     weights: &wgpu::Buffer,
     x0: &[[f32; 2]],
     request: &SampleRequest,
-) -> Result<(), String> {
+) -> AppResult<()> {
     copy_weights(encoder, weights, target);
     target
         .encode_sample(device, queue, encoder, x0, request)
-        .map_err(|e| e.to_string())
+        .map_err(AppError::from)
 }
 
 impl GpuEngine {
@@ -333,13 +267,16 @@ impl Engine {
         config: TrainConfig,
         data: Points,
         slices: bool,
-    ) -> Result<Self, String> {
+    ) -> AppResult<Self> {
         let eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
         let path = config.path;
         let trainer = GpuTrainer::with_custom(device, queue, config, Some(data), None)
-            .map_err(|e| e.to_string())?;
-        let sampler = || GpuSampler::new(device, trainer.mlp(), path).map_err(|e| e.to_string());
+            .map_err(AppError::from)?;
+        let sampler = || GpuSampler::new(device, trainer.mlp(), path).map_err(AppError::from);
+        let views = views::GpuViews::new(device, trainer.mlp(), path)?;
         Ok(Self::Gpu(Box::new(GpuEngine {
+            views,
+            drawn_version: 0,
             device: device.clone(),
             queue: queue.clone(),
             samplers: [sampler()?, sampler()?],
@@ -358,15 +295,17 @@ impl Engine {
     }
 
     /// A CPU engine.
-    pub(crate) fn cpu(config: TrainConfig, data: Points) -> Result<Self, String> {
+    pub(crate) fn cpu(config: TrainConfig, data: Points) -> AppResult<Self> {
         let eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
-        let trainer =
-            CpuTrainer::with_custom(config, Some(data), None).map_err(|e| e.to_string())?;
+        let trainer = CpuTrainer::with_custom(config, Some(data), None).map_err(AppError::from)?;
         Ok(Self::Cpu(Box::new(CpuEngine {
             trainer,
             flows: [None, None],
             eval_x0,
             finished_eval: None,
+            drawn: None,
+            drawn_version: 0,
+            views: views::CpuViews::default(),
         })))
     }
 
@@ -421,17 +360,18 @@ impl Engine {
     /// An optimizer-only change (learning rate, weight decay, EMA decay, clipping) leaves the
     /// GPU's plan, the particles and an evaluation in flight alone; another change starts the
     /// evaluation over (its samples belong to the old path).
-    pub(crate) fn set_config(&mut self, config: TrainConfig) -> Result<(), String> {
+    pub(crate) fn set_config(&mut self, config: TrainConfig) -> AppResult<()> {
         let optimizer_only = self.config().only_optimizer_differs(&config);
         match self {
             Self::Gpu(g) => {
                 g.trainer
                     .set_config(config.clone())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(AppError::from)?;
                 if !optimizer_only {
                     for sampler in g.samplers.iter_mut().chain([&mut g.eval]) {
-                        sampler.set_path(config.path).map_err(|e| e.to_string())?;
+                        sampler.set_path(config.path).map_err(AppError::from)?;
                     }
+                    g.views.set_path(config.path)?;
                     g.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
                     g.x0_for = None;
                     g.pending_eval = None;
@@ -441,8 +381,10 @@ impl Engine {
                 if !optimizer_only {
                     c.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
                     c.finished_eval = None;
+                    c.drawn = None;
+                    c.views = views::CpuViews::default();
                 }
-                c.trainer.set_config(config).map_err(|e| e.to_string())?;
+                c.trainer.set_config(config).map_err(AppError::from)?;
             }
         }
         Ok(())
@@ -453,28 +395,24 @@ impl Engine {
     /// duration `frame_secs`), with at most two submissions queued; nothing is submitted while a
     /// reflow coupling is on its way. The CPU reference trains for `cpu_budget`. An error (a
     /// divergence) stops training with the weights of the last good step.
-    pub(crate) fn train_frame(
-        &mut self,
-        frame_secs: f32,
-        cpu_budget: Duration,
-    ) -> Result<(), String> {
+    pub(crate) fn train_frame(&mut self, frame_secs: f32, cpu_budget: Duration) -> AppResult<()> {
         match self {
             Self::Gpu(g) => {
-                g.trainer.poll().map_err(|e| e.to_string())?;
+                g.trainer.poll().map_err(AppError::from)?;
                 if g.pending_reflow.is_some() {
                     return Ok(());
                 }
                 let queued = g.trainer.submissions_in_flight();
                 let steps = g.submit_size.next(frame_secs, queued);
                 if steps > 0 {
-                    g.trainer.submit(steps).map_err(|e| e.to_string())?;
+                    g.trainer.submit(steps).map_err(AppError::from)?;
                 }
                 Ok(())
             }
             Self::Cpu(c) => {
                 let started = Instant::now();
                 while started.elapsed() < cpu_budget {
-                    c.trainer.step().map_err(|e| e.to_string())?;
+                    c.trainer.step().map_err(AppError::from)?;
                 }
                 Ok(())
             }
@@ -482,9 +420,9 @@ impl Engine {
     }
 
     /// Collects statistics still on their way (after training is paused).
-    pub(crate) fn drain(&mut self) -> Result<(), String> {
+    pub(crate) fn drain(&mut self) -> AppResult<()> {
         if let Self::Gpu(g) = self {
-            g.trainer.poll().map_err(|e| e.to_string())?;
+            g.trainer.poll().map_err(AppError::from)?;
         }
         Ok(())
     }
@@ -541,7 +479,7 @@ impl Engine {
         which: usize,
         snapshot: Option<&Snapshot>,
         flow: &SampleRequest,
-    ) -> Result<bool, String> {
+    ) -> AppResult<bool> {
         match self {
             Self::Gpu(g) => {
                 let key = (
@@ -564,11 +502,14 @@ impl Engine {
                 copy_weights(&mut encoder, weights, sampler);
                 sampler
                     .begin_sample(&g.device, &g.queue, &g.x0, flow)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(AppError::from)?;
                 if !g.slices {
                     sampler.encode_slice(&g.device, &mut encoder, u64::MAX);
                 }
                 g.queue.submit([encoder.finish()]);
+                if which == CURRENT {
+                    g.drawn_version += 1;
+                }
                 let remaining = sampler.remaining_evaluations();
                 g.refreshing[which] = (remaining > 0).then_some(remaining);
                 Ok(remaining == 0)
@@ -579,8 +520,12 @@ impl Engine {
                     model.params.clone_from(params);
                 }
                 let x0 = prior_draw(c.trainer.config(), flow.n, flow.seed);
-                let out = model.integrate(&x0, flow).map_err(|e| e.to_string())?;
+                let out = model.integrate(&x0, flow).map_err(AppError::from)?;
                 c.flows[which] = Some(out.trajectories);
+                if which == CURRENT {
+                    c.drawn = Some(model);
+                    c.drawn_version += 1;
+                }
                 Ok(true)
             }
         }
@@ -625,10 +570,16 @@ impl Engine {
         }
     }
 
-    /// Starts an evaluation of the EMA model with `sampler` (unless one is under way);
-    /// [`Self::poll_eval`] returns it when done. On the CPU it runs at once.
+    /// Starts an evaluation of the EMA model with `sampler` (unless one is under way): samples
+    /// for W2 and straightness, and where the source is N(0, I) the log-likelihood of
+    /// `held_out`; [`Self::poll_eval`] returns it when done. On the CPU it runs at once.
     /// Returns whether one was started.
-    pub(crate) fn start_eval(&mut self, sampler: &SamplerConfig) -> Result<bool, String> {
+    pub(crate) fn start_eval(
+        &mut self,
+        sampler: &SamplerConfig,
+        held_out: &[[f32; 2]],
+    ) -> AppResult<bool> {
+        let likelihood = self.config().source.is_standard_normal();
         match self {
             Self::Gpu(g) => {
                 if g.pending_eval.is_some() || g.pending_reflow.is_some() {
@@ -652,19 +603,35 @@ impl Engine {
                 let pages = g.eval.recorded_pages();
                 let page = pages
                     .first()
-                    .ok_or_else(|| "the evaluation recorded nothing".to_string())?;
-                let positions =
-                    PendingRead::encode(&g.device, &mut encoder, page.positions, 0, size);
-                let velocities =
-                    PendingRead::encode(&g.device, &mut encoder, page.velocities, 0, size);
+                    .ok_or(AppError::Missing("the evaluation recorded nothing"))?;
+                let mut reads = vec![
+                    PendingRead::encode(&g.device, &mut encoder, page.positions, 0, size),
+                    PendingRead::encode(&g.device, &mut encoder, page.velocities, 0, size),
+                ];
+                drop(pages);
+                if likelihood && !held_out.is_empty() {
+                    let points = SampleRequest::new(*sampler, held_out.len());
+                    g.eval.encode_log_likelihood(
+                        &g.device,
+                        &g.queue,
+                        &mut encoder,
+                        held_out,
+                        &points,
+                    )?;
+                    let logp = g
+                        .eval
+                        .log_likelihood_buffer()
+                        .ok_or(AppError::Missing("the likelihood wrote nothing"))?;
+                    let bytes = (held_out.len() * 4) as u64;
+                    reads.push(PendingRead::encode(&g.device, &mut encoder, logp, 0, bytes));
+                }
                 g.queue.submit([encoder.finish()]);
-                positions.start();
-                velocities.start();
+                for read in &reads {
+                    read.start();
+                }
                 g.pending_eval = Some(PendingEval {
-                    positions,
-                    velocities,
-                    positions_bytes: None,
-                    velocities_bytes: None,
+                    bytes: vec![None; reads.len()],
+                    reads,
                     times: g.eval.times().to_vec(),
                     step: g.trainer.steps_done(),
                 });
@@ -675,16 +642,20 @@ impl Engine {
                     return Ok(false);
                 }
                 let n = c.eval_x0.len();
-                let out = c
-                    .trainer
-                    .model(true)
-                    .integrate(&c.eval_x0, &request(*sampler, n, EVAL_SEED, EVAL_RECORD))
-                    .map_err(|e| e.to_string())?;
+                let model = c.trainer.model(true);
+                let out =
+                    model.integrate(&c.eval_x0, &request(*sampler, n, EVAL_SEED, EVAL_RECORD))?;
+                let logp = if likelihood {
+                    Some(model.log_likelihood(held_out, None, 1.0, sampler)?.logp)
+                } else {
+                    None
+                };
                 c.finished_eval = Some((
                     c.trainer.steps_done(),
                     SampleOutputParts {
                         x: out.x,
                         trajectories: out.trajectories,
+                        logp,
                     },
                 ));
                 Ok(true)
@@ -693,33 +664,30 @@ impl Engine {
     }
 
     /// A finished evaluation against `held_out`, once.
-    pub(crate) fn poll_eval(
-        &mut self,
-        held_out: &[[f32; 2]],
-    ) -> Option<Result<Evaluation, String>> {
+    pub(crate) fn poll_eval(&mut self, held_out: &[[f32; 2]]) -> Option<AppResult<Evaluation>> {
         let (step, parts) = match self {
             Self::Gpu(g) => {
                 let pending = g.pending_eval.as_mut()?;
                 let mut failed = None;
-                for (read, slot) in [
-                    (&pending.positions, &mut pending.positions_bytes),
-                    (&pending.velocities, &mut pending.velocities_bytes),
-                ] {
+                for (read, slot) in pending.reads.iter().zip(&mut pending.bytes) {
                     if slot.is_none() {
                         match read.try_take(&g.device) {
                             Some(Ok(bytes)) => *slot = Some(bytes),
-                            Some(Err(e)) => failed = Some(e.to_string()),
+                            Some(Err(e)) => failed = Some(e),
                             None => {}
                         }
                     }
                 }
                 if let Some(why) = failed {
                     g.pending_eval = None;
-                    return Some(Err(why));
+                    return Some(Err(why.into()));
                 }
                 let pending = g.pending_eval.as_ref()?;
-                let (Some(p), Some(v)) = (&pending.positions_bytes, &pending.velocities_bytes)
-                else {
+                if pending.bytes.iter().any(Option::is_none) {
+                    return None;
+                }
+                let read = |i: usize| pending.bytes.get(i).and_then(Option::as_ref);
+                let (Some(p), Some(v)) = (read(0), read(1)) else {
                     return None;
                 };
                 let trajectories = Trajectories {
@@ -733,9 +701,17 @@ impl Engine {
                 let x = (0..n)
                     .map(|i| trajectories.positions_of(i)[frames - 1])
                     .collect();
+                let logp = read(2).map(|bytes| bytemuck::pod_collect_to_vec::<u8, f32>(bytes));
                 let step = pending.step;
                 g.pending_eval = None;
-                (step, SampleOutputParts { x, trajectories })
+                (
+                    step,
+                    SampleOutputParts {
+                        x,
+                        trajectories,
+                        logp,
+                    },
+                )
             }
             Self::Cpu(c) => c.finished_eval.take()?,
         };
@@ -747,9 +723,10 @@ impl Engine {
                         step,
                         w2,
                         straightness: straightness(&parts.trajectories)?,
+                        nll: parts.logp.as_deref().and_then(nll),
                     })
                 })
-                .map_err(|e| e.to_string()),
+                .map_err(AppError::from),
         )
     }
 
@@ -762,7 +739,7 @@ impl Engine {
         pairs: usize,
         sampler: &SamplerConfig,
         steps: u64,
-    ) -> Result<(), String> {
+    ) -> AppResult<()> {
         match self {
             Self::Gpu(g) => {
                 if g.pending_reflow.is_some() {
@@ -771,7 +748,7 @@ impl Engine {
                 let config = g.trainer.config();
                 let sources =
                     reflow_sources(config, g.trainer.round(), pairs, g.trainer.data(), None)
-                        .map_err(|e| e.to_string())?;
+                        .map_err(AppError::from)?;
                 let start = config.path.to_prior(&sources.x0);
                 // The evaluation sampler builds the coupling; an evaluation under way is dropped.
                 g.pending_eval = None;
@@ -810,7 +787,7 @@ impl Engine {
             Self::Cpu(c) => c
                 .trainer
                 .start_reflow_round(pairs, sampler, true, steps)
-                .map_err(|e| e.to_string()),
+                .map_err(AppError::from),
         }
     }
 
@@ -830,7 +807,7 @@ impl Engine {
     }
 
     /// Starts the reflow round whose coupling came back (GPU), once.
-    pub(crate) fn poll_reflow(&mut self) -> Option<Result<(), String>> {
+    pub(crate) fn poll_reflow(&mut self) -> Option<AppResult<()>> {
         let Self::Gpu(g) = self else {
             return None;
         };
@@ -839,7 +816,7 @@ impl Engine {
             Ok(bytes) => bytes,
             Err(e) => {
                 g.pending_reflow = None;
-                return Some(Err(e.to_string()));
+                return Some(Err(e.into()));
             }
         };
         let pending = g.pending_reflow.take()?;
@@ -851,97 +828,7 @@ impl Engine {
         Some(
             g.trainer
                 .start_reflow_round(pool, pending.steps)
-                .map_err(|e| e.to_string()),
+                .map_err(AppError::from),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const VSYNC: f32 = 1.0 / 60.0;
-
-    /// Frames of a GPU that takes `base + steps × per_step` seconds a frame, presented at 60 Hz
-    /// (a late frame waits for the next vertical blank): `(on-time share, mean steps a frame)`
-    /// over `frames` frames after a two-second warm-up.
-    fn simulate(base: f32, per_step: f32, frames: usize) -> (f64, f64) {
-        let mut size = FrameBudget::new(1, 1, MAX_STEPS_PER_SUBMIT);
-        let mut frame_secs = VSYNC;
-        let (mut on_time, mut steps_total) = (0, 0_u64);
-        for i in 0..120 + frames {
-            let steps = size.next(frame_secs, 0);
-            let work = base + steps as f32 * per_step;
-            frame_secs = (work / VSYNC).ceil().max(1.0) * VSYNC;
-            if i >= 120 {
-                on_time += usize::from(frame_secs <= FrameBudget::ON_TIME_SECS);
-                steps_total += u64::from(steps);
-            }
-        }
-        (
-            on_time as f64 / frames as f64,
-            steps_total as f64 / frames as f64,
-        )
-    }
-
-    #[test]
-    fn submissions_grow_while_frames_are_on_time() {
-        let mut size = FrameBudget::new(1, 1, MAX_STEPS_PER_SUBMIT);
-        let mut steps = 0;
-        for _ in 0..160 {
-            steps = size.next(VSYNC, 0);
-        }
-        assert!(steps >= 64, "after 160 frames on time: {steps} steps");
-        for _ in 0..2000 {
-            steps = size.next(VSYNC, 0);
-        }
-        assert_eq!(steps, MAX_STEPS_PER_SUBMIT);
-        // Nothing more while two submissions are queued; a late frame shrinks the next one.
-        assert_eq!(size.next(VSYNC, GPU_QUEUE_DEPTH), 0);
-        assert_eq!(size.next(2.0 * VSYNC, 1), MAX_STEPS_PER_SUBMIT * 3 / 4);
-    }
-
-    #[test]
-    fn a_steady_load_keeps_nearly_every_frame_on_time() {
-        // 4 ms of drawing and 0.1 ms a training step: about 126 steps fit a frame.
-        let (on_time, steps) = simulate(0.004, 0.0001, 1200);
-        assert!(
-            on_time >= 0.98,
-            "{:.1} % of frames on time",
-            100.0 * on_time
-        );
-        assert!(
-            steps >= 100.0,
-            "{steps:.1} steps a frame of about 126 that fit"
-        );
-        // A slow device (a step takes two frames): about one step a submission, never zero.
-        let (_, steps) = simulate(0.004, 0.04, 200);
-        assert!((1.0..1.1).contains(&steps), "{steps}");
-    }
-
-    #[test]
-    fn where_frames_are_slow_anyway_the_work_gets_a_third_of_the_frame() {
-        // Drawing alone takes 100 ms (no vsync to wait for); a step takes 1 ms.
-        let mut size = FrameBudget::new(1, 1, MAX_STEPS_PER_SUBMIT);
-        let mut frame_secs = 0.1;
-        let mut steps = 0;
-        for _ in 0..600 {
-            steps = size.next(frame_secs, 0);
-            frame_secs = 0.1 + steps as f32 * 0.001;
-        }
-        assert!((25..=50).contains(&steps), "{steps} steps a 100 ms frame");
-    }
-
-    #[test]
-    fn a_late_start_does_not_cap_training() {
-        let mut size = FrameBudget::new(1, 1, MAX_STEPS_PER_SUBMIT);
-        for _ in 0..5 {
-            size.next(0.5, 0);
-        }
-        let mut steps = 0;
-        for _ in 0..160 {
-            steps = size.next(VSYNC, 0);
-        }
-        assert!(steps >= 64, "{steps}");
     }
 }

@@ -1,0 +1,221 @@
+//! The one place the UI's commands are applied.
+
+use flowplay_core::sampler::{SamplerConfig, Solver};
+
+use super::PlaygroundApp;
+use super::state::{PlotMark, Round};
+use crate::canvas::View;
+use crate::command::{Command, Direction};
+use crate::engine::Flow;
+use crate::layers::LayerId;
+use crate::settings::{Change, Settings};
+
+/// Pairs in a reflow coupling, and the solver that generates them (accurate, QR §7.1).
+pub(crate) const REFLOW_PAIRS: usize = 4096;
+pub(crate) const REFLOW_SOLVER: Solver = Solver::Rk4;
+pub(crate) const REFLOW_STEPS: usize = 16;
+
+impl PlaygroundApp {
+    /// Acts on one command.
+    pub(crate) fn apply(&mut self, command: Command) {
+        match command {
+            Command::Settings(edited) => self.apply_settings(*edited),
+            Command::Reset => self.rebuild(self.settings.clone()),
+            Command::ToggleTraining => self.training = !self.training,
+            Command::StartReflow => self.start_reflow(),
+            Command::Compare(round) => {
+                if round != self.rounds.compare {
+                    self.rounds.compare = round;
+                    self.flow.stale = true;
+                }
+            }
+            Command::OneStep(on) => {
+                if on != self.rounds.one_step {
+                    self.rounds.one_step = on;
+                    self.flow.stale = true;
+                }
+            }
+            Command::TogglePlay => self.player.playing = !self.player.playing,
+            Command::Seek(t) => {
+                self.player.playing = false;
+                self.player.time = t.clamp(0.0, 1.0);
+            }
+            Command::Step(direction) => self.step_time(direction),
+            Command::Speed(speed) => self.player.speed = speed.clamp(0.1, 4.0),
+            Command::Layer(id, on) => {
+                let mut edited = self.settings.clone();
+                edited.view.layers.set(id, on);
+                self.apply_settings(edited);
+                if id == LayerId::Stages && !on {
+                    self.layers.inspected = None;
+                }
+            }
+            Command::Streamlines(on) => self.layers.streamlines = on,
+            Command::PairsOt(on) => self.layers.pairs_ot = on,
+            Command::View(view) => self.canvas.view = view,
+            Command::FitView => self.canvas.view = self.canvas.fit,
+            Command::Inspect(world) => self.inspect_nearest(world),
+            Command::NextStage => self.next_stage(),
+        }
+    }
+
+    /// Moves the scrubber one step of the solver's own time grid (TRELLIS's shift makes it
+    /// uneven).
+    fn step_time(&mut self, direction: Direction) {
+        self.player.playing = false;
+        let times: Vec<f32> = match self.engine.flow(crate::engine::CURRENT) {
+            Some(Flow::Cpu(traj)) => traj.times.clone(),
+            Some(Flow::Gpu(source)) => source.times,
+            None => Vec::new(),
+        };
+        let t = self.player.time;
+        self.player.time = match direction {
+            Direction::Back => times
+                .iter()
+                .rev()
+                .find(|&&s| s < t - 1e-6)
+                .copied()
+                .unwrap_or(0.0),
+            Direction::On => times
+                .iter()
+                .find(|&&s| s > t + 1e-6)
+                .copied()
+                .unwrap_or(1.0),
+        };
+    }
+
+    /// Takes the drawn particle nearest to `world` apart in the stages layer (found once the
+    /// drawn weights are at hand, see `views.rs`), pausing the particles there, and turns the
+    /// layer on.
+    fn inspect_nearest(&mut self, world: [f32; 2]) {
+        self.layers.views.pending_inspect = Some(world);
+        self.player.playing = false;
+        if !self.settings.view.layers.contains(LayerId::Stages) {
+            let mut edited = self.settings.clone();
+            edited.view.layers.set(LayerId::Stages, true);
+            self.apply_settings(edited);
+        }
+    }
+
+    /// Shows the inspected step's next stage; after the combined step, the scrubber moves on to
+    /// the next step and its first stage.
+    fn next_stage(&mut self) {
+        let Some(inspected) = &mut self.layers.inspected else {
+            return;
+        };
+        self.player.playing = false;
+        let stages = self.settings.sampling.solver.evals_per_step();
+        if inspected.shown > stages {
+            if let Some(view) = &inspected.view {
+                self.player.time = view.parts.t1.min(1.0);
+            }
+            inspected.shown = 1;
+        } else {
+            inspected.shown += 1;
+        }
+    }
+
+    /// Rebuilds everything for `settings`, keeping whether training runs and the address.
+    /// Settings that cannot build a model are explained and the running model is kept.
+    pub(crate) fn rebuild(&mut self, settings: Settings) {
+        if let Err(why) = Self::make_engine(&settings, self.device.gpu.as_ref()).map(drop) {
+            self.notices.error = Some(format!("{why}. The settings were not applied."));
+            return;
+        }
+        let training = self.training;
+        let hash = self.edits.hash.take();
+        let layers = self.layers.clone();
+        *self = Self::build(settings, self.device.clone());
+        self.training = training;
+        self.edits.hash = hash;
+        self.layers.streamlines = layers.streamlines;
+        self.layers.pairs_ot = layers.pairs_ot;
+    }
+
+    /// Applies edited settings: a new network when the data, shape or backend changed (after
+    /// the pointer's release: not one per value of a slider drag), else the running trainer
+    /// takes them and keeps its weights; sampling settings re-integrate the particles, view
+    /// settings only redraw.
+    pub(crate) fn apply_settings(&mut self, edited: Settings) {
+        let Some(change) = self.settings.change_to(&edited) else {
+            self.edits.deferred = None;
+            return;
+        };
+        if change == Change::Model {
+            if self.frame.pointer_down {
+                self.edits.deferred = Some(edited);
+                return;
+            }
+            self.edits.deferred = None;
+            self.rebuild(edited);
+            self.edits.hash_dirty = true;
+            return;
+        }
+        self.edits.deferred = None;
+        if change >= Change::Optimizer {
+            let rms = self.engine.data().rms();
+            let mut config = edited.train_config(rms);
+            // Keep what the trainer was built with; only the switchable settings change.
+            config.steps = self.engine.config().steps;
+            let old_path = self.engine.config().path;
+            if config != *self.engine.config()
+                && let Err(why) = self.engine.set_config(config)
+            {
+                self.tell(&why);
+                return;
+            }
+            if self.engine.config().path != old_path {
+                self.canvas.fit = View::fit(
+                    self.data.shown.iter().map(|d| d.0),
+                    self.engine.config().path.prior_scale(),
+                );
+                self.canvas.view = self.canvas.fit;
+                // The curves go on; the plots mark where the path changed (the loss and W2 of
+                // another path are not the same quantities).
+                self.curves.marks.push(PlotMark {
+                    step: self.engine.steps_done() as f64,
+                    label: edited.training.path.label(),
+                });
+                self.eval.last = None;
+                self.eval.evaluated_step = None;
+            }
+        }
+        if self.settings.changes_flow(&edited) {
+            self.flow.stale = true;
+        }
+        self.settings = edited;
+        self.notices.error = None;
+        self.edits.hash_dirty = true;
+    }
+
+    /// Ends the current round (keeping its weights to compare) and starts the next: the current
+    /// model generates the coupling, and training goes on on it (QR §7.1).
+    pub(crate) fn start_reflow(&mut self) {
+        if self.engine.reflow_pending() {
+            return;
+        }
+        let sampler = SamplerConfig::new(REFLOW_SOLVER, REFLOW_STEPS);
+        let steps = self.engine.steps_done();
+        let snapshot = self.engine.snapshot();
+        match self.engine.start_reflow(REFLOW_PAIRS, &sampler, 1_000_000) {
+            Ok(()) => {
+                self.rounds.finished.push(Round {
+                    snapshot,
+                    eval: self.eval.last,
+                    steps: steps - self.rounds.start,
+                    path: self.settings.training.path.clone(),
+                });
+                self.rounds.start = steps;
+                self.curves.marks.push(PlotMark {
+                    step: steps as f64,
+                    label: format!("reflow round {}", self.rounds.finished.len()),
+                });
+                self.eval.last = None;
+                self.eval.evaluated_step = None;
+                self.training = true;
+                self.flow.stale = true;
+            }
+            Err(why) => self.tell(&why),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! What the user asked for this frame. Panels and the canvas read the state and return commands;
+//! `PlaygroundApp::apply` is the one place that acts on them.
+
+use crate::canvas::View;
+use crate::layers::LayerId;
+use crate::settings::Settings;
+
+/// A step of the scrubber along the solver's time grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Back,
+    On,
+}
+
+/// One request from the UI.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Command {
+    /// Edited settings: applied as a redraw, new particles, a trainer change or a new model,
+    /// whichever the edit needs (a new model waits for the pointer's release).
+    Settings(Box<Settings>),
+    /// New weights from the seed; training starts over.
+    Reset,
+    /// Start or pause training.
+    ToggleTraining,
+    /// End the current reflow round and train the next on the model's coupling (QR §7.1).
+    StartReflow,
+    /// Draw an earlier round's flow beside the current one (`None`: nothing beside).
+    Compare(Option<usize>),
+    /// Draw the particles after a single Euler step.
+    OneStep(bool),
+    /// Play or pause the particles.
+    TogglePlay,
+    /// Move the scrubber to t.
+    Seek(f32),
+    /// Move the scrubber one solver step.
+    Step(Direction),
+    /// The particles' playback speed.
+    Speed(f32),
+    /// Switch a canvas layer on or off.
+    Layer(LayerId, bool),
+    /// The field layer's streamlines on or off.
+    Streamlines(bool),
+    /// The coupling layer: show minibatch-OT pairs (true) or independent ones.
+    PairsOt(bool),
+    /// Pan or zoom the canvas.
+    View(View),
+    /// Fit the view to the data again.
+    FitView,
+    /// Inspect the particle nearest to this world point (the stages layer).
+    Inspect([f32; 2]),
+    /// The stages layer: show one more stage of the inspected particle's step (wrapping to the
+    /// next step after the last).
+    NextStage,
+}

@@ -1,0 +1,356 @@
+//! The controls: train and reset, where it runs, the data, the path and time sampling, the
+//! model and optimizer, and sampling. Edits come back as one [`Command::Settings`].
+
+use egui::{Color32, RichText, Ui};
+use flowplay_core::data::Dataset;
+use flowplay_core::path::TimeSampling;
+use flowplay_core::sampler::Solver;
+
+use crate::app::{PlaygroundApp, rate};
+use crate::command::Command;
+use crate::layers::LayerId;
+use crate::settings::{Compute, PathKind, Settings};
+
+/// Draws the controls and pushes what the user asked for.
+pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
+    let mut edited = app
+        .edits
+        .deferred
+        .clone()
+        .unwrap_or_else(|| app.settings.clone());
+    ui.heading("flowplay");
+    ui.label(
+        "Flow matching on 2-D data: a velocity network v_θ(t, x) trains live, and particles \
+         follow its ODE from noise to data.",
+    );
+    ui.separator();
+    ui.horizontal(|ui| {
+        let label = if app.training {
+            "Pause training"
+        } else {
+            "Train"
+        };
+        if ui
+            .button(label)
+            .on_hover_text("Space: start or pause training")
+            .clicked()
+        {
+            out.push(Command::ToggleTraining);
+        }
+        if ui
+            .button("Reset")
+            .on_hover_text("New weights from the seed; training starts over")
+            .clicked()
+        {
+            out.push(Command::Reset);
+        }
+    });
+    ui.label(format!(
+        "step {} · {} steps/s · {} fps",
+        app.engine.steps_done(),
+        rate(app.frame.steps_per_sec),
+        rate(app.frame.fps)
+    ));
+    compute_ui(ui, app, &mut edited);
+    ui.separator();
+    data_ui(ui, &mut edited);
+    path_ui(ui, &mut edited);
+    model_ui(ui, &mut edited);
+    sampling_ui(ui, &mut edited);
+    if edited != app.settings && app.edits.deferred.as_ref() != Some(&edited) {
+        out.push(Command::Settings(Box::new(edited)));
+    } else if app.edits.deferred.is_some() && !app.frame.pointer_down {
+        // The drag that held a new model back is over: apply it now.
+        out.push(Command::Settings(Box::new(edited)));
+    }
+}
+
+/// Where training runs: the GPU when there is one, or the CPU reference.
+fn compute_ui(ui: &mut Ui, app: &PlaygroundApp, edited: &mut Settings) {
+    ui.horizontal(|ui| {
+        ui.label("compute:");
+        ui.radio_value(&mut edited.compute, Compute::Auto, "auto")
+            .on_hover_text(
+                "The GPU when it is a hardware one; the CPU reference on a software renderer or \
+                 without GPU compute.",
+            );
+        ui.add_enabled_ui(app.device.gpu.is_some(), |ui| {
+            ui.radio_value(&mut edited.compute, Compute::Gpu, "GPU")
+                .on_hover_text(format!("WGSL compute shaders on {}", app.device.adapter))
+                .on_disabled_hover_text("No GPU with compute shaders here.");
+        });
+        ui.radio_value(&mut edited.compute, Compute::Cpu, "CPU")
+            .on_hover_text(
+                "The CPU reference (flowplay-core): the same maths, one thread in the browser. \
+                 Switching starts training over.",
+            );
+    });
+}
+
+fn data_ui(ui: &mut Ui, edited: &mut Settings) {
+    let data = &mut edited.data;
+    ui.label(RichText::new("Data").strong());
+    egui::ComboBox::from_label("dataset")
+        .selected_text(data.dataset.name())
+        .show_ui(ui, |ui| {
+            for dataset in Dataset::ALL.into_iter().filter(|d| *d != Dataset::Normal) {
+                ui.selectable_value(&mut data.dataset, dataset, dataset.name())
+                    .on_hover_text(dataset.description());
+            }
+        })
+        .response
+        .on_hover_text("The data distribution p₁ the flow must reach (a new model).");
+    egui::ComboBox::from_label("source")
+        .selected_text(data.source.name())
+        .show_ui(ui, |ui| {
+            for dataset in Dataset::ALL {
+                ui.selectable_value(&mut data.source, dataset, dataset.name())
+                    .on_hover_text(dataset.description());
+            }
+        })
+        .response
+        .on_hover_text(
+            "The source p₀ the particles start from: N(0, I) as usual, or another dataset, to \
+             learn a flow between two distributions (QR §1; a new model).",
+        );
+}
+
+fn path_ui(ui: &mut Ui, edited: &mut Settings) {
+    let training = &mut edited.training;
+    ui.label(RichText::new("Probability path").strong());
+    for kind in PathKind::ALL {
+        ui.radio_value(&mut training.path.kind, kind, kind.label())
+            .on_hover_text(kind.explanation());
+    }
+    if training.path.kind == PathKind::Ve {
+        ui.add(
+            egui::Slider::new(&mut training.path.ve_sigma[0], 0.001..=1.0)
+                .clamping(egui::SliderClamping::Edits)
+                .logarithmic(true)
+                .text("σ_min"),
+        )
+        .on_hover_text("The noise left at t = 1 (QR §3.3): σ(1) = σ_min.");
+        ui.add(
+            egui::Slider::new(&mut training.path.ve_sigma[1], 1.0..=200.0)
+                .clamping(egui::SliderClamping::Edits)
+                .logarithmic(true)
+                .text("σ_max"),
+        )
+        .on_hover_text(
+            "The noise at t = 0 (QR §3.3): the particles start from σ_max·z. It should dwarf \
+             the data's spread.",
+        );
+    }
+    ui.checkbox(&mut training.logit_normal, "logit-normal t")
+        .on_hover_text(
+            "Draw training times t = sigmoid(m + s·z), z ~ N(0, 1): more effort in the middle, \
+             where the target is hardest (QR §7.3). Off: t ~ U[0, 1].",
+        );
+    if training.logit_normal {
+        ui.add(
+            egui::Slider::new(&mut training.ln_mean, -2.0..=2.0)
+                .clamping(egui::SliderClamping::Edits)
+                .text("m"),
+        )
+        .on_hover_text("Location: positive m trains more near the data (t → 1).");
+        ui.add(
+            egui::Slider::new(&mut training.ln_std, 0.2..=2.5)
+                .clamping(egui::SliderClamping::Edits)
+                .text("s"),
+        )
+        .on_hover_text("Scale: small s concentrates t around sigmoid(m).");
+    }
+    time_histogram_ui(ui, &training.time_sampling());
+}
+
+fn model_ui(ui: &mut Ui, edited: &mut Settings) {
+    ui.label(RichText::new("Model and optimizer").strong());
+    let has_classes = edited.data.dataset.num_classes() > 0;
+    let model = &mut edited.model;
+    egui::ComboBox::from_label("width")
+        .selected_text(model.hidden.to_string())
+        .show_ui(ui, |ui| {
+            for hidden in [32, 64, 128, 256] {
+                ui.selectable_value(&mut model.hidden, hidden, hidden.to_string());
+            }
+        })
+        .response
+        .on_hover_text("Hidden width of the velocity MLP v_θ(t, x) (QR §4.2; a new model).");
+    ui.add(
+        egui::Slider::new(&mut edited.training.batch, 32..=4096)
+            .clamping(egui::SliderClamping::Edits)
+            .logarithmic(true)
+            .text("batch"),
+    )
+    .on_hover_text("Pairs (x₀, x₁) per training step (QR §4.4).");
+    ui.add(
+        egui::Slider::new(&mut edited.optim.lr, 1e-4..=1e-2)
+            .clamping(egui::SliderClamping::Edits)
+            .logarithmic(true)
+            .text("learning rate"),
+    )
+    .on_hover_text("AdamW's step size (QR §4.4); too large and the loss explodes.");
+    ui.add(
+        egui::Slider::new(&mut model.depth, 1..=4)
+            .clamping(egui::SliderClamping::Edits)
+            .text("depth"),
+    )
+    .on_hover_text("Hidden layers of the MLP (QR §4.2 uses 2; a new model).");
+    ui.checkbox(&mut model.t_times_1000, "t × 1000 into the model")
+        .on_hover_text(
+            "TRELLIS feeds the network t·1000 (sinusoidal embedding of the scaled time); the \
+             Quick Reference feeds t. The frequencies then cover a different range (a new model).",
+        );
+    ui.add(
+        egui::Slider::new(&mut edited.optim.ema, 0.9..=0.9999)
+            .clamping(egui::SliderClamping::Edits)
+            .logarithmic(true)
+            .text("EMA"),
+    )
+    .on_hover_text(
+        "The particles and W2 use the exponential moving average of the weights, \
+         θ̄ ← d·θ̄ + (1 − d)·θ (QR §4.4): smoother than the raw weights.",
+    );
+    ui.checkbox(&mut edited.training.ot, "minibatch-OT coupling")
+        .on_hover_text(
+            "Pair each batch's x₀ and x₁ by an exact optimal assignment instead of at random \
+             (OT-CFM): paths cross less, so the flow is straighter from the first round.",
+        );
+    ui.add(
+        egui::Slider::new(&mut edited.data.seed, 0..=99)
+            .clamping(egui::SliderClamping::Edits)
+            .text("seed"),
+    )
+    .on_hover_text("Same seed, same data, weights and batches (a new model).");
+    ui.add_enabled_ui(has_classes, |ui| {
+        ui.checkbox(&mut edited.model.conditional, "class-conditional")
+            .on_hover_text(
+                "Train v_θ(t, x, c) with the data's classes, dropping the label 10% of the time \
+                 so the same network also learns the unconditional field (QR §7.2; a new \
+                 model). Particles take their class's colour.",
+            )
+            .on_disabled_hover_text("This dataset has no classes.");
+    });
+    if edited.training.ot && edited.model.conditional && has_classes {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            "OT coupling with classes: minibatch OT pairs noise with the nearest data of any \
+             class, which breaks the link between a class and its region (TorchCFM #117; C2OT \
+             couples within classes). Expect worse class fidelity.",
+        );
+    }
+}
+
+fn sampling_ui(ui: &mut Ui, edited: &mut Settings) {
+    let conditional = edited.model.conditional && edited.data.dataset.num_classes() > 0;
+    let sampling = &mut edited.sampling;
+    ui.label(RichText::new("Sampling").strong());
+    egui::ComboBox::from_label("solver")
+        .selected_text(sampling.solver.name())
+        .show_ui(ui, |ui| {
+            for solver in Solver::ALL {
+                ui.selectable_value(&mut sampling.solver, solver, solver.name());
+            }
+        })
+        .response
+        .on_hover_text(
+            "ODE solver for dx/dt = v_θ(t, x) (QR §5): Euler 1, Heun 2, RK4 4 evaluations per \
+             step.",
+        );
+    ui.add(
+        egui::Slider::new(&mut sampling.steps, 1..=100)
+            .clamping(egui::SliderClamping::Edits)
+            .text("steps"),
+    )
+    .on_hover_text("Solver steps from t = 0 to t = 1.");
+    ui.add(
+        egui::Slider::new(&mut sampling.rescale_t, 0.25..=8.0)
+            .clamping(egui::SliderClamping::Edits)
+            .logarithmic(true)
+            .text("rescale_t"),
+    )
+    .on_hover_text(
+        "TRELLIS's time shift of the step grid: with τ = 1 − t, τ′ = r·τ / (1 + (r − 1)·τ). \
+         r > 1 spends more steps near the noise, r < 1 near the data; 1 leaves the grid uniform.",
+    );
+    ui.label(format!(
+        "NFE {} per particle",
+        sampling.steps * sampling.solver.evals_per_step()
+    ));
+    ui.add(
+        egui::Slider::new(&mut sampling.particles, 100..=1_000_000)
+            .clamping(egui::SliderClamping::Edits)
+            .logarithmic(true)
+            .text("particles"),
+    )
+    .on_hover_text("Particles integrated from noise (clamped to what the device can draw).");
+    if conditional {
+        ui.add(
+            egui::Slider::new(&mut sampling.cfg_scale, 0.0..=6.0)
+                .clamping(egui::SliderClamping::Edits)
+                .text("guidance w"),
+        )
+        .on_hover_text(
+            "Classifier-free guidance (QR §7.2): v = v(x, ∅) + w·(v(x, c) − v(x, ∅)). w = 1 is \
+             the plain conditional field, w > 1 pushes particles deeper into their class, w = 0 \
+             ignores it.",
+        );
+    }
+    // The particle layers' switches sit with the sampling they show.
+    let mut trails = edited.view.layers.contains(LayerId::Trails);
+    if ui
+        .checkbox(&mut trails, "trails")
+        .on_hover_text(LayerId::Trails.what_you_see())
+        .changed()
+    {
+        edited.view.layers.set(LayerId::Trails, trails);
+    }
+    let mut endpoints = edited.view.layers.endpoints();
+    if ui
+        .checkbox(&mut endpoints, "predicted endpoints")
+        .on_hover_text(
+            "The network's prediction of where each particle ends, at the current solver step \
+             (QR §5; for rectified flow x_t + (1 − t)·v_θ(t, x_t)). They reach the data long \
+             before the particles do.",
+        )
+        .changed()
+    {
+        edited.view.layers.set(LayerId::Endpoints, endpoints);
+    }
+}
+
+/// A small histogram of 4000 training times drawn as the trainer draws them (QR §7.3).
+fn time_histogram_ui(ui: &mut Ui, sampling: &TimeSampling) {
+    const BINS: usize = 40;
+    const DRAWS: u32 = 4000;
+    let key = flowplay_core::rng::key_from_seed(0x7157);
+    let mut counts = [0_u32; BINS];
+    for i in 0..DRAWS {
+        let t = sampling.sample(flowplay_core::rng::threefry2x32(key, [i, 0]));
+        counts[((t * BINS as f32) as usize).min(BINS - 1)] += 1;
+    }
+    let peak = counts.iter().copied().max().unwrap_or(1).max(1) as f32;
+    let (rect, response) = ui.allocate_exact_size(
+        egui::vec2(ui.available_width().min(220.0), 36.0),
+        egui::Sense::hover(),
+    );
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+    let w = rect.width() / BINS as f32;
+    for (b, &c) in counts.iter().enumerate() {
+        let h = rect.height() * c as f32 / peak;
+        let x = rect.left() + b as f32 * w;
+        painter.rect_filled(
+            egui::Rect::from_min_max(
+                egui::pos2(x, rect.bottom() - h),
+                egui::pos2(x + w - 1.0, rect.bottom()),
+            ),
+            0.0,
+            Color32::from_rgb(120, 160, 210),
+        );
+    }
+    response.on_hover_text(
+        "Training times t drawn from this distribution: 0 (noise) on the left, 1 (data) on the \
+         right.",
+    );
+}

@@ -1,0 +1,367 @@
+//! What the user can set, in named groups: what is trained on ([`DataSettings`]), the network
+//! ([`ModelSettings`]), what each training step learns ([`TrainingSettings`]), the optimizer
+//! ([`OptimSettings`]), how the particles are integrated ([`SamplingSettings`]) and what the
+//! canvas shows ([`ViewSettings`]). Whether an edit needs a new model, a new training plan, new
+//! particles or nothing but a redraw is a comparison of groups. Each group's URL keys sit in a
+//! table beside it (`query.rs`).
+
+mod query;
+
+use flowplay_core::data::Dataset;
+use flowplay_core::flow::DataSource;
+use flowplay_core::mlp::MlpConfig;
+use flowplay_core::optim::AdamWConfig;
+use flowplay_core::path::{Path, TimeSampling};
+use flowplay_core::sampler::{SamplerConfig, Solver};
+use flowplay_core::train::{Coupling, LrSchedule, TrainConfig};
+
+use crate::layers::LayerSet;
+
+/// The probability path (QR §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PathKind {
+    RectifiedFlow,
+    VpCosine,
+    Ve,
+}
+
+impl PathKind {
+    pub(crate) const ALL: [Self; 3] = [Self::RectifiedFlow, Self::VpCosine, Self::Ve];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::RectifiedFlow => "Rectified flow",
+            Self::VpCosine => "VP (cosine)",
+            Self::Ve => "VE",
+        }
+    }
+
+    /// One line, then the formula (QR §3).
+    pub(crate) fn explanation(self) -> &'static str {
+        match self {
+            Self::RectifiedFlow => {
+                "Straight lines from noise to data at constant speed (QR §3.1).\n\
+                 x_t = (1−t)·x₀ + t·x₁,   u_t = x₁ − x₀"
+            }
+            Self::VpCosine => {
+                "Variance preserving, the DDPM cosine family (QR §3.2).\n\
+                 x_t = cos(πt/2)·x₀ + sin(πt/2)·x₁"
+            }
+            Self::Ve => {
+                "Variance exploding, the SMLD/EDM family (QR §3.3): start from σ_max·z and shrink \
+                 the noise to σ_min. EDM-preconditioned.\nx_t = x₁ + σ(1−t)·x₀,   \
+                 σ(s) = σ_min·(σ_max/σ_min)ˢ"
+            }
+        }
+    }
+
+    /// The name in the URL (and in the CLI).
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Self::RectifiedFlow => "rectified-flow",
+            Self::VpCosine => "vp-cosine",
+            Self::Ve => "ve",
+        }
+    }
+}
+
+/// Where training runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Compute {
+    /// The GPU when it is a hardware one; the CPU reference on a software renderer (llvmpipe,
+    /// SwiftShader), which trains faster there, or without GPU compute.
+    Auto,
+    /// The WGSL kernels whenever the GPU can run them, software or not.
+    Gpu,
+    /// The CPU reference.
+    Cpu,
+}
+
+impl Compute {
+    pub(crate) const ALL: [Self; 3] = [Self::Auto, Self::Gpu, Self::Cpu];
+
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Gpu => "gpu",
+            Self::Cpu => "cpu",
+        }
+    }
+}
+
+/// Largest block of the minibatch-OT coupling solved exactly (a batch is split into blocks).
+pub(crate) const OT_BLOCK: usize = 256;
+
+/// Points in the data pool the playground trains on.
+pub(crate) const POOL_SIZE: usize = 1 << 14;
+
+/// What the flow is trained on: a change starts a new model.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct DataSettings {
+    /// The data distribution p₁.
+    pub(crate) dataset: Dataset,
+    /// The source distribution p₀: `Normal`, or another dataset (flows between datasets).
+    pub(crate) source: Dataset,
+    /// Same seed, same data, weights and batches.
+    pub(crate) seed: u64,
+}
+
+/// The network's shape: a change starts a new model.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ModelSettings {
+    /// Hidden width.
+    pub(crate) hidden: usize,
+    /// Hidden layers of the MLP.
+    pub(crate) depth: usize,
+    /// Feed t·1000 to the time embedding (the TRELLIS convention) instead of t.
+    pub(crate) t_times_1000: bool,
+    /// Train a class-conditional network (datasets with classes), sampled with guidance.
+    pub(crate) conditional: bool,
+}
+
+/// The probability path with its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PathSettings {
+    pub(crate) kind: PathKind,
+    /// VE's σ_min and σ_max (QR §3.3).
+    pub(crate) ve_sigma: [f32; 2],
+}
+
+impl PathSettings {
+    /// The path, with the data's scale for VE's EDM preconditioning.
+    pub(crate) fn path(&self, data_rms: f32) -> Path {
+        match self.kind {
+            PathKind::RectifiedFlow => Path::RECTIFIED_FLOW,
+            PathKind::VpCosine => Path::VpCosine,
+            PathKind::Ve => Path::Ve {
+                sigma_min: self.ve_sigma[0],
+                sigma_max: self.ve_sigma[1],
+                sigma_data: Some(data_rms),
+            },
+        }
+    }
+
+    /// The name shown on plot marks and round tables (VE with its σ's).
+    pub(crate) fn label(&self) -> String {
+        match self.kind {
+            PathKind::Ve => format!("VE {}–{}", self.ve_sigma[0], self.ve_sigma[1]),
+            kind => kind.label().to_string(),
+        }
+    }
+}
+
+/// What each training step learns: the path, how t is drawn, the batch and its coupling. The
+/// running model takes a change, with a new plan of its training step.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TrainingSettings {
+    pub(crate) path: PathSettings,
+    pub(crate) logit_normal: bool,
+    /// Logit-normal location m and scale s (QR §7.3).
+    pub(crate) ln_mean: f32,
+    pub(crate) ln_std: f32,
+    /// Pairs (x₀, x₁) per step.
+    pub(crate) batch: usize,
+    /// Minibatch optimal-transport coupling (OT-CFM).
+    pub(crate) ot: bool,
+}
+
+impl TrainingSettings {
+    /// How training times are drawn.
+    pub(crate) fn time_sampling(&self) -> TimeSampling {
+        if self.logit_normal {
+            TimeSampling::LogitNormal {
+                mean: self.ln_mean,
+                std: self.ln_std,
+            }
+        } else {
+            TimeSampling::Uniform
+        }
+    }
+}
+
+/// The optimizer's values: the running trainer takes a change at once, without a new plan.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct OptimSettings {
+    /// AdamW's learning rate.
+    pub(crate) lr: f32,
+    /// EMA decay of the weights the particles are drawn with.
+    pub(crate) ema: f32,
+}
+
+/// How the particles are integrated and drawn from the model: a change re-integrates them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SamplingSettings {
+    pub(crate) solver: Solver,
+    pub(crate) steps: usize,
+    /// TRELLIS's time shift of the sampling grid (1: none).
+    pub(crate) rescale_t: f32,
+    /// Classifier-free guidance scale w (QR §7.2): 1 is plain conditional sampling.
+    pub(crate) cfg_scale: f32,
+    pub(crate) particles: usize,
+}
+
+impl SamplingSettings {
+    /// The solver's settings (before the 1-step view).
+    pub(crate) fn sampler(&self) -> SamplerConfig {
+        SamplerConfig {
+            rescale_t: self.rescale_t,
+            ..SamplerConfig::new(self.solver, self.steps)
+        }
+    }
+}
+
+/// What the canvas shows: only drawing changes (the endpoints layer also records them).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ViewSettings {
+    /// The canvas layers that are on.
+    pub(crate) layers: LayerSet,
+    /// The class whose (guided) field the field layer shows, for a conditional model
+    /// (`None`: the unconditional field).
+    pub(crate) field_class: Option<u32>,
+}
+
+/// Every setting of the playground.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Settings {
+    pub(crate) data: DataSettings,
+    pub(crate) model: ModelSettings,
+    pub(crate) training: TrainingSettings,
+    pub(crate) optim: OptimSettings,
+    pub(crate) sampling: SamplingSettings,
+    pub(crate) view: ViewSettings,
+    /// Where training runs: a change starts a new model.
+    pub(crate) compute: Compute,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data: DataSettings {
+                dataset: Dataset::Moons,
+                source: Dataset::Normal,
+                seed: 0,
+            },
+            model: ModelSettings {
+                hidden: 128,
+                depth: 2,
+                t_times_1000: false,
+                conditional: false,
+            },
+            training: TrainingSettings {
+                path: PathSettings {
+                    kind: PathKind::RectifiedFlow,
+                    ve_sigma: [0.01, 50.0],
+                },
+                logit_normal: true,
+                ln_mean: 0.0,
+                ln_std: 1.0,
+                batch: 256,
+                ot: false,
+            },
+            optim: OptimSettings {
+                lr: 2e-3,
+                ema: 0.995,
+            },
+            sampling: SamplingSettings {
+                solver: Solver::Euler,
+                steps: 25,
+                rescale_t: 1.0,
+                cfg_scale: 1.0,
+                particles: 2000,
+            },
+            view: ViewSettings {
+                layers: LayerSet::default(),
+                field_class: None,
+            },
+            compute: Compute::Auto,
+        }
+    }
+}
+
+/// What an edit of the settings asks of the running playground, from the least to the most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Change {
+    /// Nothing but a redraw (a layer, the field's class).
+    Redraw,
+    /// New particles (solver, steps, guidance, count, recorded endpoints).
+    Particles,
+    /// The running trainer takes new optimizer values (no new plan).
+    Optimizer,
+    /// The running trainer takes a new objective (path, t, batch, coupling): a new plan.
+    Training,
+    /// A new network (data, seed, shape, compute).
+    Model,
+}
+
+impl Settings {
+    /// The training configuration these settings describe.
+    pub(crate) fn train_config(&self, data_rms: f32) -> TrainConfig {
+        TrainConfig {
+            dataset: DataSource::Builtin(self.data.dataset),
+            source: DataSource::Builtin(self.data.source),
+            path: self.training.path.path(data_rms),
+            time_sampling: self.training.time_sampling(),
+            mlp: MlpConfig {
+                hidden: self.model.hidden,
+                depth: self.model.depth,
+                t_dim: 64,
+                t_scale: if self.model.t_times_1000 { 1000.0 } else { 1.0 },
+                num_classes: self.classes(),
+            },
+            coupling: if self.training.ot {
+                Coupling::MinibatchOt { block: OT_BLOCK }
+            } else {
+                Coupling::Independent
+            },
+            batch: self.training.batch,
+            optimizer: AdamWConfig {
+                lr: self.optim.lr,
+                ..AdamWConfig::default()
+            },
+            lr_schedule: LrSchedule::Constant,
+            ema_decay: self.optim.ema,
+            steps: u64::MAX,
+            seed: self.data.seed,
+            pool_size: POOL_SIZE,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// Classes of a conditional network (0: unconditional).
+    pub(crate) fn classes(&self) -> u32 {
+        if self.model.conditional {
+            self.data.dataset.num_classes()
+        } else {
+            0
+        }
+    }
+
+    /// The most an edit from `self` to `other` asks for (the comparison of the groups).
+    pub(crate) fn change_to(&self, other: &Self) -> Option<Change> {
+        if self.data != other.data
+            || self.model != other.model
+            || self.compute != other.compute
+            || self.classes() != other.classes()
+        {
+            return Some(Change::Model);
+        }
+        if self.training != other.training {
+            return Some(Change::Training);
+        }
+        if self.optim != other.optim {
+            return Some(Change::Optimizer);
+        }
+        if self.changes_flow(other) {
+            return Some(Change::Particles);
+        }
+        (self.view != other.view).then_some(Change::Redraw)
+    }
+
+    /// Whether the particles must be re-integrated: new sampling settings, another path, or
+    /// endpoints to record.
+    pub(crate) fn changes_flow(&self, other: &Self) -> bool {
+        self.sampling != other.sampling
+            || self.training.path != other.training.path
+            || self.view.layers.endpoints() != other.view.layers.endpoints()
+    }
+}
