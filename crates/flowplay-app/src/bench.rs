@@ -2,13 +2,16 @@
 //! refreshes, evaluations and the whole egui UI with its particle paint callback — rendered by
 //! `egui_wgpu` into an offscreen texture, frame after frame, with at most two frames in flight
 //! as a swapchain allows, presented at 60 Hz as with vsync (a late frame waits for the next
-//! tick) unless told otherwise. `flowplay-app --bench` prints one line per particle count.
+//! tick) unless told otherwise. `flowplay-app --bench` prints one line per particle count (and,
+//! with `--each-layer`, per canvas layer turned on beside the default ones).
 
 use std::time::{Duration, Instant};
 
 use eframe::egui_wgpu::{self, RenderState, ScreenDescriptor, WgpuConfiguration};
 
 use crate::PlaygroundApp;
+use crate::command::Command;
+use crate::layers::{LayerId, LayerSet};
 
 /// How long a frame may take before the benchmark gives up on the device.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,6 +34,9 @@ pub struct BenchOptions {
     /// More settings, in the URL hash's form (`solver=rk4&steps=16`); `compute=gpu` and
     /// `train=1` unless it says otherwise.
     pub query: String,
+    /// Measure each count once with the default layers and once more with each other layer on
+    /// beside them (its view computed and drawn every frame it changes).
+    pub each_layer: bool,
 }
 
 impl Default for BenchOptions {
@@ -42,6 +48,7 @@ impl Default for BenchOptions {
             size: [1280, 800],
             vsync: true,
             query: String::new(),
+            each_layer: false,
         }
     }
 }
@@ -68,6 +75,8 @@ pub struct BenchFigure {
     pub refreshes_per_sec: f64,
     /// "gpu" or "cpu".
     pub backend: &'static str,
+    /// The layers drawn in the last frame.
+    pub layers: Vec<&'static str>,
     /// The app's notice at the end, if any (e.g. a clamped particle count).
     pub notice: Option<String>,
 }
@@ -82,7 +91,7 @@ impl BenchFigure {
         };
         format!(
             "{:>9} particles{drawn}: {:6.1} fps (median {:.1} ms, p95 {:.1} ms, CPU {:.1} ms), \
-             {:7.1} training steps/s, {:.2} particle refreshes/s, {} backend",
+             {:7.1} training steps/s, {:.2} particle refreshes/s, {} backend; layers {}",
             self.particles,
             self.fps,
             self.median_ms,
@@ -90,7 +99,8 @@ impl BenchFigure {
             self.cpu_ms,
             self.steps_per_sec,
             self.refreshes_per_sec,
-            self.backend
+            self.backend,
+            self.layers.join(",")
         )
     }
 }
@@ -129,10 +139,31 @@ pub fn run(
         return Err("the measured time and the window size must be positive".to_string());
     }
     let mut figures = Vec::new();
+    let default = LayerSet::default();
+    let mut sets = vec![default];
+    if options.each_layer {
+        sets.extend(
+            LayerId::ALL
+                .into_iter()
+                .filter(|&id| !default.contains(id))
+                .map(|id| {
+                    let mut set = default;
+                    set.set(id, true);
+                    set
+                }),
+        );
+    }
     for &particles in &options.particles {
-        let figure = measure(render_state, options, particles)?;
-        report(&figure);
-        figures.push(figure);
+        for &layers in &sets {
+            let figure = measure(
+                render_state,
+                options,
+                particles,
+                options.each_layer.then_some(layers),
+            )?;
+            report(&figure);
+            figures.push(figure);
+        }
     }
     Ok(figures)
 }
@@ -265,9 +296,11 @@ fn measure(
     rs: &RenderState,
     options: &BenchOptions,
     particles: usize,
+    layers: Option<LayerSet>,
 ) -> Result<BenchFigure, String> {
+    let layers = layers.map_or(String::new(), |l| format!("&layers={}", l.to_query()));
     let query = format!(
-        "compute=gpu&train=1&{}&particles={particles}",
+        "compute=gpu&train=1&{}&particles={particles}{layers}",
         options.query.trim_start_matches('#')
     );
     let mut screen = Offscreen::new(rs, options.size, options.vsync);
@@ -282,6 +315,11 @@ fn measure(
                 FRAME_TIMEOUT.as_secs()
             ));
         }
+    }
+    if app.settings.view.layers.contains(LayerId::Stages) {
+        // A click at the origin: the nearest particle's step is taken apart.
+        app.apply(Command::Inspect([0.0, 0.0]));
+        app.player.playing = true;
     }
     let warm = Instant::now();
     while warm.elapsed().as_secs_f64() < options.warmup {
@@ -311,6 +349,7 @@ fn measure(
         steps_per_sec: after.step.saturating_sub(before.step) as f64 / secs,
         refreshes_per_sec: after.flow_version.saturating_sub(before.flow_version) as f64 / secs,
         backend: after.backend,
+        layers: after.layers,
         notice: after.notice,
     })
 }
@@ -335,6 +374,7 @@ mod tests {
             size: [640, 480],
             vsync: false,
             query: "width=32&batch=64&steps=4".to_string(),
+            each_layer: false,
         };
         let figures = run(&rs, &options, |_| {}).expect("frames");
         let figure = &figures[0];
@@ -347,5 +387,40 @@ mod tests {
         assert!(figure.steps_per_sec > 0.0, "training went on: {figure:?}");
         assert_eq!(held(&figures, 0.0), Some(300));
         assert!(figure.line().contains("300 particles"), "{}", figure.line());
+    }
+
+    #[test]
+    fn each_layer_is_measured_with_its_view_drawn_on_the_gpu() {
+        let rs = match render_state() {
+            Ok(rs) => rs,
+            Err(e) => {
+                assert!(!flowplay_gpu::gpu_required(), "{e}");
+                return;
+            }
+        };
+        let options = BenchOptions {
+            particles: vec![300],
+            seconds: 0.3,
+            warmup: 1.0,
+            size: [640, 480],
+            vsync: false,
+            query: "width=32&batch=64&steps=4".to_string(),
+            each_layer: true,
+        };
+        let figures = run(&rs, &options, |_| {}).expect("frames");
+        let default = LayerSet::default();
+        let extra: Vec<LayerId> = LayerId::ALL
+            .into_iter()
+            .filter(|&id| !default.contains(id))
+            .collect();
+        assert_eq!(figures.len(), 1 + extra.len());
+        assert_eq!(figures[0].layers, ["data", "trails", "particles"]);
+        for (figure, id) in figures[1..].iter().zip(extra) {
+            assert!(
+                figure.layers.contains(&id.key()),
+                "{id:?} drawn: {figure:?}"
+            );
+            assert_eq!(figure.backend, "gpu", "{figure:?}");
+        }
     }
 }

@@ -42,12 +42,13 @@ fn main() -> std::process::ExitCode {
 const USAGE: &str = "\
 usage: flowplay-app [SETTINGS]
        flowplay-app --bench [--particles N,N,...] [--seconds S] [--size WxH] [--no-vsync]
-                            [SETTINGS]
+                            [--each-layer] [SETTINGS]
 
 SETTINGS are the web page's URL hash, e.g. 'train=1&solver=heun&particles=100000'.
 --bench renders the playground offscreen while it trains on the GPU and prints the frame rate
 and training speed for each particle count (default 10000,100000,300000,1000000; 5 s each),
-presenting at 60 Hz as with vsync (--no-vsync: frames back to back).";
+presenting at 60 Hz as with vsync (--no-vsync: frames back to back). --each-layer measures each
+count again with each canvas layer (field, density, logp, stages, pairs, endpoints) on.";
 
 /// `--bench`: the offscreen frame-rate benchmark.
 #[cfg(not(target_arch = "wasm32"))]
@@ -93,6 +94,7 @@ fn bench(args: &[String]) -> std::process::ExitCode {
                     }
                 }
                 "--no-vsync" => options.vsync = false,
+                "--each-layer" => options.each_layer = true,
                 other if other.starts_with("--") => {
                     return Err(format!("unknown option {other}\n\n{USAGE}"));
                 }

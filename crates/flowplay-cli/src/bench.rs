@@ -154,8 +154,68 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 },
             )?;
         }
+        let secs = match &gpu {
+            Some(context) => gpu_likelihood_map_secs(context, budget)?,
+            None => likelihood_map_secs(budget)?,
+        };
+        report(
+            args.json,
+            &Figure {
+                case: format!(
+                    "likelihood map {LOGP_CELLS}×{LOGP_CELLS}, rk4 × {LOGP_STEPS}, hidden 128"
+                ),
+                value: secs,
+                unit: "s",
+                reference: None,
+            },
+        )?;
     }
     Ok(())
+}
+
+/// The playground's likelihood map: cells across each side, and RK4 steps.
+const LOGP_CELLS: usize = 128;
+const LOGP_STEPS: usize = 32;
+
+/// The cell centres of the likelihood map over [-3, 3]² with its request.
+fn likelihood_map() -> (Vec<[f32; 2]>, SampleRequest) {
+    let n = LOGP_CELLS;
+    let centre = |i: usize| -3.0 + 6.0 * (i as f32 + 0.5) / n as f32;
+    let points = (0..n)
+        .flat_map(|j| (0..n).map(move |i| [centre(i), centre(j)]))
+        .collect::<Vec<_>>();
+    let request = SampleRequest::new(SamplerConfig::new(Solver::Rk4, LOGP_STEPS), points.len());
+    (points, request)
+}
+
+/// Seconds of one likelihood map on the CPU (the reverse ODE with the exact trace).
+fn likelihood_map_secs(budget: Duration) -> Result<f64> {
+    let model = bench_model(128)?;
+    let (points, request) = likelihood_map();
+    let started = Instant::now();
+    let mut runs = 0_u32;
+    while started.elapsed() < budget || runs < 1 {
+        std::hint::black_box(model.log_likelihood(&points, None, 1.0, &request.sampler)?);
+        runs += 1;
+    }
+    Ok(started.elapsed().as_secs_f64() / f64::from(runs))
+}
+
+/// Seconds of one likelihood map on the GPU, read back.
+fn gpu_likelihood_map_secs(context: &GpuContext, budget: Duration) -> Result<f64> {
+    let model = bench_model(128)?;
+    let mut sampler = GpuSampler::new(&context.device, &model.mlp, model.spec.path)?;
+    sampler.set_params(&context.queue, &model.params)?;
+    let (points, request) = likelihood_map();
+    let (device, queue) = (&context.device, &context.queue);
+    sampler.log_likelihood(device, queue, &points, &request)?;
+    let started = Instant::now();
+    let mut runs = 0_u32;
+    while started.elapsed() < budget || runs < 1 {
+        std::hint::black_box(sampler.log_likelihood(device, queue, &points, &request)?);
+        runs += 1;
+    }
+    Ok(started.elapsed().as_secs_f64() / f64::from(runs))
 }
 
 fn report(json: bool, figure: &Figure) -> Result<()> {
