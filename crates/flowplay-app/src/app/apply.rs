@@ -104,7 +104,11 @@ impl PlaygroundApp {
             return;
         };
         self.player.playing = false;
-        let stages = self.settings.sampling.solver.evals_per_step();
+        // The stages of the step drawn (the 1-step view's is one Euler step).
+        let stages = inspected.view.as_ref().map_or_else(
+            || self.settings.sampling.solver.evals_per_step(),
+            |v| v.parts.stages.len(),
+        );
         if inspected.shown > stages {
             if let Some(view) = &inspected.view {
                 self.player.time = view.parts.t1.min(1.0);
@@ -178,7 +182,16 @@ impl PlaygroundApp {
                 });
                 self.eval.last = None;
                 self.eval.evaluated_step = None;
+                // The engine dropped the views of the old path: ask again.
+                let views = &mut self.layers.views;
+                views.field_asked = None;
+                views.density_asked = None;
+                views.logp_asked = None;
             }
+            // The pairs are of a batch as the trainer draws it: batch, path and coupling
+            // change it.
+            self.layers.views.pairs = None;
+            self.layers.views.pairs_at = None;
         }
         if self.settings.changes_flow(&edited) {
             self.flow.stale = true;

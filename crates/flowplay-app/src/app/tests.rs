@@ -731,3 +731,24 @@ fn the_gpu_views_match_the_cpu_on_the_drawn_weights() {
         );
     }
 }
+
+/// A training change while paused (batch, coupling) keeps the drawn weights' views following
+/// the scrubber, and draws the pairs of the new batch.
+#[test]
+fn views_follow_the_scrubber_after_a_training_change_while_paused() {
+    let mut app = with_layers(small(), no_device());
+    views_until(&mut app, |a| a.layers.views.pairs.is_some());
+    let mut edited = app.settings.clone();
+    edited.training.batch = 32;
+    edited.training.ot = true;
+    app.apply(Command::Settings(Box::new(edited)));
+    assert!(!app.training);
+    app.player.time = 0.6;
+    views_until(&mut app, |a| {
+        let v = &a.layers.views;
+        v.field
+            .as_ref()
+            .is_some_and(|f| (f.grid.t - 0.6).abs() < 1e-6)
+            && v.pairs.as_ref().is_some_and(|p| p.x0.len() == 32)
+    });
+}

@@ -253,6 +253,21 @@ impl GpuEngine {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
     }
 
+    /// A copy of `source` that the view drawn from it owns: the next request overwrites the
+    /// sampler's buffer while the view (its grid, its range) is still drawn.
+    fn owned_copy(&self, source: &wgpu::Buffer, label: &str) -> wgpu::Buffer {
+        let copy = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: source.size(),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.new_encoder(label);
+        encoder.copy_buffer_to_buffer(source, 0, &copy, 0, source.size());
+        self.queue.submit([encoder.finish()]);
+        copy
+    }
+
     fn param_bytes(&self) -> u64 {
         self.trainer.mlp().num_params() as u64 * 4
     }
@@ -362,6 +377,7 @@ impl Engine {
     /// evaluation over (its samples belong to the old path).
     pub(crate) fn set_config(&mut self, config: TrainConfig) -> AppResult<()> {
         let optimizer_only = self.config().only_optimizer_differs(&config);
+        let path_changed = self.config().path != config.path;
         match self {
             Self::Gpu(g) => {
                 g.trainer
@@ -371,7 +387,10 @@ impl Engine {
                     for sampler in g.samplers.iter_mut().chain([&mut g.eval]) {
                         sampler.set_path(config.path).map_err(AppError::from)?;
                     }
-                    g.views.set_path(config.path)?;
+                    // The views are of the drawn weights: a new batch or coupling leaves them.
+                    if path_changed {
+                        g.views.set_path(config.path)?;
+                    }
                     g.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
                     g.x0_for = None;
                     g.pending_eval = None;
@@ -381,6 +400,8 @@ impl Engine {
                 if !optimizer_only {
                     c.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
                     c.finished_eval = None;
+                }
+                if path_changed {
                     c.drawn = None;
                     c.views = views::CpuViews::default();
                 }
@@ -791,13 +812,17 @@ impl Engine {
         }
     }
 
-    /// Whether the GPU has submitted work whose results are still to come back.
+    /// Whether work is under way whose results are still to come (submitted to the GPU, or a
+    /// view the CPU computes over several frames).
     pub(crate) fn busy(&self) -> bool {
         match self {
             Self::Gpu(g) => {
-                g.trainer.in_flight() || g.pending_eval.is_some() || g.pending_reflow.is_some()
+                g.trainer.in_flight()
+                    || g.pending_eval.is_some()
+                    || g.pending_reflow.is_some()
+                    || g.views.busy()
             }
-            Self::Cpu(c) => c.finished_eval.is_some(),
+            Self::Cpu(c) => c.finished_eval.is_some() || c.views.busy(),
         }
     }
 

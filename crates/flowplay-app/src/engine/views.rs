@@ -146,6 +146,14 @@ impl GpuViews {
         self.model_read = None;
         Ok(())
     }
+
+    /// Whether a view is on its way back.
+    pub(super) fn busy(&self) -> bool {
+        self.field_read.is_some()
+            || self.density_read.is_some()
+            || self.logp_read.is_some()
+            || self.model_read.is_some()
+    }
 }
 
 /// The CPU's views: results waiting to be picked up, and the likelihood map under way.
@@ -156,6 +164,13 @@ pub(crate) struct CpuViews {
     /// The density run's trajectories, and what they were integrated for.
     density_run: Option<(RunKey, Trajectories)>,
     logp: Option<LogpJob>,
+}
+
+impl CpuViews {
+    /// Whether the likelihood map is under way (it advances a chunk a frame).
+    pub(super) fn busy(&self) -> bool {
+        self.logp.is_some()
+    }
 }
 
 /// The CPU's likelihood map, a chunk a frame.
@@ -327,7 +342,7 @@ impl Engine {
                 let grid = *grid;
                 g.views.field_read = None;
                 Some(bytes.map_err(AppError::from).map(|bytes| {
-                    let arrows = g.views.field.arrows_buffer().clone();
+                    let arrows = g.owned_copy(g.views.field.arrows_buffer(), "app::arrows");
                     FieldView::new(grid, points(&bytes), Some(arrows))
                 }))
             }
@@ -432,7 +447,7 @@ impl Engine {
                         .into_iter()
                         .map(|c| c as f32)
                         .collect();
-                    let buffer = g.views.density.histogram_buffer().clone();
+                    let buffer = g.owned_copy(g.views.density.histogram_buffer(), "app::density");
                     density_map(&ask, counts, n, Some(buffer))
                 }))
             }
@@ -513,7 +528,11 @@ impl Engine {
                 g.views.logp_read = None;
                 Some(bytes.map_err(AppError::from).map(|bytes| {
                     let values = bytemuck::pod_collect_to_vec::<u8, f32>(&bytes);
-                    let buffer = g.views.field.log_likelihood_buffer().cloned();
+                    let buffer = g
+                        .views
+                        .field
+                        .log_likelihood_buffer()
+                        .map(|b| g.owned_copy(b, "app::logp"));
                     logp_map(&ask, values, buffer)
                 }))
             }

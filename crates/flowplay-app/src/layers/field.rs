@@ -170,8 +170,7 @@ pub(super) fn draw(cx: &PaintCx<'_>, scene: &Scene<'_>, field: &FieldView) -> bo
         return false;
     }
     if scene.streamlines {
-        let colour = Color32::from_rgba_unmultiplied(150, 200, 255, 70);
-        let head = Color32::from_rgb(210, 235, 255);
+        let (colour, head) = (STREAMLINE, STREAM_HEAD);
         for (k, line) in field.lines.iter().enumerate() {
             let points: Vec<egui::Pos2> = line.iter().map(|&p| cx.screen(p)).collect();
             cx.painter
@@ -200,7 +199,11 @@ pub(super) fn draw(cx: &PaintCx<'_>, scene: &Scene<'_>, field: &FieldView) -> bo
     true
 }
 
-pub(super) fn legend(field: &FieldView) -> Vec<LegendEntry> {
+/// The streamlines and the dots moving along them.
+const STREAMLINE: Color32 = Color32::from_rgba_unmultiplied_const(150, 200, 255, 70);
+const STREAM_HEAD: Color32 = Color32::from_rgb(210, 235, 255);
+
+pub(super) fn legend(field: &FieldView, streamlines: bool) -> Vec<LegendEntry> {
     let bar: Vec<Color32> = (0..8)
         .map(|i| crate::canvas::colour32(ARROWS.colours.at(i as f32 / 7.0)))
         .collect();
@@ -211,14 +214,22 @@ pub(super) fn legend(field: &FieldView) -> Vec<LegendEntry> {
         Some(c) => format!(", class {c}"),
         None => String::new(),
     };
-    vec![LegendEntry {
+    let mut out = vec![LegendEntry {
         layer: LayerId::Field,
         colours: bar,
         text: format!(
             "v_θ(t = {:.2}, x){of}: speed 0 … {:.2} (longest arrow)",
             field.grid.t, field.v_max
         ),
-    }]
+    }];
+    if streamlines {
+        out.push(LegendEntry {
+            layer: LayerId::Field,
+            colours: vec![STREAMLINE, STREAM_HEAD],
+            text: "streamlines of v_θ(t, ·) frozen at this t, a dot moving along each".to_string(),
+        });
+    }
+    out
 }
 
 /// A colour of the arrows' map, for tests.

@@ -372,7 +372,10 @@ pub(crate) fn legend(drawn: &[LayerId], scene: &Scene<'_>) -> Vec<LegendEntry> {
             LayerId::Particles | LayerId::Trails | LayerId::Endpoints => {
                 particles::legend(id, scene)
             }
-            LayerId::Field => scene.field.map(field::legend).unwrap_or_default(),
+            LayerId::Field => scene
+                .field
+                .map(|f| field::legend(f, scene.streamlines))
+                .unwrap_or_default(),
             LayerId::Density | LayerId::Logp => {
                 let map = if id == LayerId::Density {
                     scene.density

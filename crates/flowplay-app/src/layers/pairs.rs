@@ -8,8 +8,8 @@ use flowplay_gpu::overlay::Mark;
 use super::{LayerId, LegendEntry, MarkSlot, PaintCx, paint_marks};
 use crate::canvas::rgba;
 
-const INDEPENDENT: Color32 = Color32::from_rgba_premultiplied(120, 130, 200, 150);
-const OT: Color32 = Color32::from_rgba_premultiplied(110, 210, 150, 160);
+const INDEPENDENT: Color32 = Color32::from_rgba_unmultiplied_const(120, 130, 200, 150);
+const OT: Color32 = Color32::from_rgba_unmultiplied_const(110, 210, 150, 160);
 const SOURCE: Color32 = Color32::from_rgb(200, 200, 200);
 
 /// One batch's pairs, both ways.
@@ -85,6 +85,11 @@ pub(super) fn legend(pairs: &PairsView) -> Vec<LegendEntry> {
                 "{}minibatch-OT pairs of the same points: mean {ot:.3}",
                 mark(pairs.show_ot)
             ),
+        },
+        LegendEntry {
+            layer: LayerId::Pairs,
+            colours: vec![SOURCE],
+            text: "x₀: the batch's noise points, each joined to its x₁".to_string(),
         },
     ]
 }

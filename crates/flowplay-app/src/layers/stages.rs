@@ -137,6 +137,11 @@ pub(super) fn legend(view: &StageView) -> Vec<LegendEntry> {
     }];
     out.push(LegendEntry {
         layer: LayerId::Stages,
+        colours: vec![STEP],
+        text: "the particle at t₀, and the combined step to t₁".to_string(),
+    });
+    out.push(LegendEntry {
+        layer: LayerId::Stages,
         colours: vec![ENDPOINT],
         text: "x̂: where the particle would land in a straight line".to_string(),
     });

@@ -23,7 +23,11 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
         if !checked {
             continue;
         }
-        ui.indent(id.key(), |ui| options_ui(ui, app, id, out));
+        ui.indent(id.key(), |ui| {
+            // What the layer shows, in plain view (not only on hover).
+            ui.label(RichText::new(id.what_you_see()).small().weak());
+            options_ui(ui, app, id, out);
+        });
     }
 }
 
@@ -68,13 +72,16 @@ fn options_ui(ui: &mut Ui, app: &PlaygroundApp, id: LayerId, out: &mut Vec<Comma
             }
         }
         LayerId::Stages => {
-            let solver = app.settings.sampling.solver;
             match &app.layers.inspected {
                 None => {
                     ui.label("Click a particle on the canvas to take its step apart.");
                 }
                 Some(inspected) => {
-                    let stages = solver.evals_per_step();
+                    // The step drawn: the 1-step view's is one Euler step.
+                    let stages = inspected.view.as_ref().map_or_else(
+                        || app.settings.sampling.solver.evals_per_step(),
+                        |v| v.parts.stages.len(),
+                    );
                     let shown = inspected.shown.min(stages + 1);
                     let what = if shown > stages {
                         "the combined step".to_string()
@@ -109,6 +116,12 @@ fn options_ui(ui: &mut Ui, app: &PlaygroundApp, id: LayerId, out: &mut Vec<Comma
             });
             if ot != app.layers.pairs_ot {
                 out.push(Command::PairsOt(ot));
+            }
+            if ot && app.settings.classes() > 0 {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    "With classes, minibatch OT pairs noise with the nearest data of any class:                      it is known to hurt class fidelity (TorchCFM #117; C2OT couples within                      classes).",
+                );
             }
         }
         _ => {}
