@@ -11,8 +11,10 @@
 //   {"backend": "gpu"|"cpu", "adapter": string, "training": bool, "step": int, "loss": number|null,
 //    "steps_per_sec": number, "fps": number, "frames": int, "particles": int, "particles_drawn": int,
 //    "solver": "euler"|"heun"|"rk4", "path": "rectified-flow"|"vp-cosine"|"ve",
-//    "flow_version": int, "refresh_secs": number|null, "eval_secs": number|null, "notice": string|null}
-// and the app is driven through location.hash (train=1|0, solver=, path=, particles=, steps=, seed=),
+//    "flow_version": int, "refresh_secs": number|null, "eval_secs": number|null, "notice": string|null,
+//    "layers": [string] (the canvas layers drawn in the last frame)}
+// and the app is driven through location.hash (train=1|0, solver=, path=, particles=, steps=, seed=,
+// layers=field,density,…),
 // applied live on `hashchange`. Particles are drawn orange, about rgb(255, 140, 30).
 //
 // Two runs: (a) with WebGPU (SwiftShader), expecting backend "gpu"; (b) without WebGPU (eframe falls
@@ -143,6 +145,7 @@ function schemaProblems(s) {
     refresh_secs: (v) => v === null || isNum(v),
     eval_secs: (v) => v === null || isNum(v),
     notice: (v) => v === null || typeof v === 'string',
+    layers: (v) => Array.isArray(v) && v.every((l) => typeof l === 'string'),
   };
   for (const [k, ok] of Object.entries(want)) {
     if (!(k in s)) p.push(`missing key "${k}"`);
@@ -388,6 +391,40 @@ async function samplePerformance(page, durationMs) {
   };
 }
 
+/** Waits until every layer in `want` is drawn (the status's `layers`), then a screenshot. */
+async function layersDrawn(page, fig, name, want, timeoutMs) {
+  const t = Date.now();
+  const s = await waitForStatus(page, (x) => want.every((l) => x.layers.includes(l)), ms(timeoutMs),
+    `layers ${want.join(', ')} drawn (status "layers")`);
+  log(`layers drawn: ${s.layers.join(', ')} after ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  fig.layers = fig.layers ?? {};
+  fig.layers[name] = { drawn: s.layers, seconds: Number(((Date.now() - t) / 1000).toFixed(1)) };
+  fig.screens[name] = await screenshot(page, `${fig.mode}-${name}`);
+  return s;
+}
+
+/**
+ * The layers that show inside the flow: the page opened afresh at #train=1&layers=field,density,
+ * then the likelihood, the coupling pairs and the endpoints through the hash, and the solver
+ * stages of a particle picked by a click on the canvas.
+ */
+async function layersRun(page, url, fig, timeoutMs) {
+  await page.goto('about:blank', { timeout: ms(60_000) });
+  await page.goto(`${url}#compute=${fig.mode === 'webgpu' ? 'gpu' : 'auto'}&train=1&layers=field,density`,
+    { waitUntil: 'load', timeout: ms(60_000) });
+  await firstStatus(page, fig);
+  const s = await layersDrawn(page, fig, 'field-density', ['field', 'density'], timeoutMs);
+  check(s.training === true, 'training is off after opening #train=1&layers=field,density');
+  await setHash(page, 'train=1&layers=data,logp,pairs,endpoints');
+  await layersDrawn(page, fig, 'logp-pairs', ['logp', 'pairs', 'endpoints', 'data'], timeoutMs);
+  // Stages: pause, take RK4, click the canvas (right of the controls, above the plots).
+  await setHash(page, 'train=0&solver=rk4&layers=data,particles,trails,stages');
+  await waitForStatus(page, (x) => x.solver === 'rk4' && x.training === false, ms(30_000), 'rk4, paused');
+  const box = page.viewportSize() ?? { width: 1280, height: 800 };
+  await page.mouse.click(Math.round(box.width * 0.6), Math.round(box.height * 0.42));
+  await layersDrawn(page, fig, 'stages', ['stages', 'particles'], timeoutMs);
+}
+
 async function firstStatus(page, fig) {
   const s = await waitForStatus(page, () => true, ms(60_000), 'the #flowplay-status JSON to appear');
   const problems = schemaProblems(s);
@@ -422,6 +459,11 @@ async function webgpuRun(page, url, fig) {
   fig.screens.vp_cosine = await screenshot(page, 'webgpu-vp-cosine');
   checkOrange(fig.screens.vp_cosine, 'webgpu-vp-cosine');
 
+  // The layers, on a page opened afresh; then back to the GPU for the 100k figures.
+  await layersRun(page, url, fig, 180_000);
+  await setHash(page, 'compute=gpu&solver=euler&layers=data,particles,trails');
+  await waitForStatus(page, (x) => x.backend === 'gpu' && x.solver === 'euler', ms(60_000), 'the GPU backend again');
+
   // Performance with 100k particles while training.
   const s100k = await switchSetting(page, 'particles', 100000, 120_000);
   check(s100k.training === true, 'training stopped after #particles=100000');
@@ -454,6 +496,7 @@ async function webglRun(page, url, fig) {
   checkOrange(fig.screens.trained, 'webgl-trained');
   log('sampling fps and steps_per_sec for 5 s');
   fig.perf = await samplePerformance(page, 5_000);
+  await layersRun(page, url, fig, 60_000);
 }
 
 // ------------------------------------------------------------------------------ the runner
@@ -533,6 +576,7 @@ function summaryTable(runs) {
     add('loss first -> later', r.loss_first !== undefined
       ? `${r.loss_first} (step ${r.loss_first_step}) -> ${r.loss_later} (step ${r.loss_later_step})` : undefined);
     if (r.screens?.trained) add('orange px (trained)', r.screens.trained.orange_pixels);
+    for (const [name, l] of Object.entries(r.layers ?? {})) add(`layers ${name}`, `${l.drawn.join(',')} in ${l.seconds} s`);
     if (p) {
       const label = r.perf_100k ? ' @100k particles' : '';
       add(`fps mean/median${label}`, p.fps ? `${p.fps.mean} / ${p.fps.median}` : undefined);

@@ -94,7 +94,7 @@ impl LayerId {
             Self::Data => "data",
             Self::Particles => "particles",
             Self::Trails => "trails",
-            Self::Endpoints => "predicted endpoints x̂",
+            Self::Endpoints => "predicted endpoints",
             Self::Field => "vector field",
             Self::Density => "density p_t",
             Self::Logp => "likelihood log p₁",
@@ -113,8 +113,9 @@ impl LayerId {
             }
             Self::Trails => "Where each particle came from: its path from t = 0 up to now.",
             Self::Endpoints => {
-                "Where the network predicts each particle ends (the TRELLIS sampler's pred_x_0): \
-                 x̂ reaches the data long before the particle does."
+                "Where the network predicts each particle ends at the current solver step (the \
+                 TRELLIS sampler's pred_x_0; for rectified flow x_t + (1 − t)·v_θ(t, x_t)): the \
+                 prediction reaches the data long before the particle does."
             }
             Self::Field => {
                 "The learned velocity v_θ(t, x) at the scrubber's t: the particles move along \

@@ -149,7 +149,7 @@ pub(super) fn legend(id: LayerId, scene: &Scene<'_>) -> Vec<LegendEntry> {
             vec![Color32::from_rgb(120, 66, 16)],
             "trails: each particle's path so far".to_string(),
         ),
-        _ => (vec![ENDPOINT], "predicted endpoints x̂".to_string()),
+        _ => (vec![ENDPOINT], "predicted endpoints (pred_x_0)".to_string()),
     };
     vec![LegendEntry {
         layer: id,

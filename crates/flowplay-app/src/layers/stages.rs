@@ -96,7 +96,7 @@ pub(super) fn draw(cx: &PaintCx<'_>, view: &StageView) -> bool {
     cx.painter.text(
         cx.screen(view.endpoint) + vec2(6.0, 6.0),
         Align2::LEFT_TOP,
-        "x̂ (pred_x_0)",
+        "predicted end (pred_x_0)",
         font.clone(),
         ENDPOINT,
     );
@@ -143,7 +143,7 @@ pub(super) fn legend(view: &StageView) -> Vec<LegendEntry> {
     out.push(LegendEntry {
         layer: LayerId::Stages,
         colours: vec![ENDPOINT],
-        text: "x̂: where the particle would land in a straight line".to_string(),
+        text: "predicted end: where the particle would land in a straight line".to_string(),
     });
     out
 }

@@ -8,7 +8,6 @@ use flowplay_core::sampler::Solver;
 
 use crate::app::{PlaygroundApp, rate};
 use crate::command::Command;
-use crate::layers::LayerId;
 use crate::settings::{Compute, PathKind, Settings};
 
 /// Draws the controls and pushes what the user asked for.
@@ -295,27 +294,6 @@ fn sampling_ui(ui: &mut Ui, edited: &mut Settings) {
              the plain conditional field, w > 1 pushes particles deeper into their class, w = 0 \
              ignores it.",
         );
-    }
-    // The particle layers' switches sit with the sampling they show.
-    let mut trails = edited.view.layers.contains(LayerId::Trails);
-    if ui
-        .checkbox(&mut trails, "trails")
-        .on_hover_text(LayerId::Trails.what_you_see())
-        .changed()
-    {
-        edited.view.layers.set(LayerId::Trails, trails);
-    }
-    let mut endpoints = edited.view.layers.endpoints();
-    if ui
-        .checkbox(&mut endpoints, "predicted endpoints")
-        .on_hover_text(
-            "The network's prediction of where each particle ends, at the current solver step \
-             (QR §5; for rectified flow x_t + (1 − t)·v_θ(t, x_t)). They reach the data long \
-             before the particles do.",
-        )
-        .changed()
-    {
-        edited.view.layers.set(LayerId::Endpoints, endpoints);
     }
 }
 
