@@ -143,8 +143,9 @@ impl PlaygroundApp {
 
     fn heat_bins(&self) -> u32 {
         match self.engine.backend() {
-            Backend::Gpu => GPU_HEAT_BINS,
-            Backend::Cpu => CPU_HEAT_BINS,
+            // A software GPU computes the likelihood map a submission at a time, frames waiting.
+            Backend::Gpu if self.engine.slices() => GPU_HEAT_BINS,
+            Backend::Gpu | Backend::Cpu => CPU_HEAT_BINS,
         }
     }
 

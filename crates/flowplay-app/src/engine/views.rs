@@ -27,10 +27,12 @@ use crate::layers::{ARROWS, FieldView, Heatmap, LayerId, PairsView, StageView, p
 
 /// Particles of the GPU's density run (the floor: p_t from at least 100 k).
 pub(crate) const GPU_DENSITY_PARTICLES: usize = 100_000;
+/// Particles of the density run on a software GPU at least (else as many as are drawn).
+const SOFTWARE_DENSITY_PARTICLES: usize = 2_000;
 /// Network evaluations the CPU spends on one density run at most (10 000 particles with 25
 /// Euler steps): it runs within a frame.
 const CPU_DENSITY_EVALS: usize = 250_000;
-/// Bins across and up of the GPU's heat maps.
+/// Bins across the shorter side of a hardware GPU's heat maps (a software GPU's get the CPU's).
 pub(crate) const GPU_HEAT_BINS: u32 = 128;
 /// Bins of the CPU's density (fewer particles fill fewer bins) and likelihood map.
 pub(crate) const CPU_HEAT_BINS: u32 = 64;
@@ -366,8 +368,17 @@ impl Engine {
                     velocities: false,
                 };
                 let per_particle = GpuSampler::recorded_bytes(&ask.sampler, record).max(1);
-                let n = GPU_DENSITY_PARTICLES
-                    .min((super::GPU_TRAJECTORY_BYTES / per_particle) as usize);
+                // A software GPU (llvmpipe, SwiftShader) runs one submission for seconds and
+                // every frame waits behind it: there the run costs what a refresh of the
+                // drawn particles does.
+                let wanted = if g.slices {
+                    GPU_DENSITY_PARTICLES
+                } else {
+                    g.samplers[CURRENT]
+                        .num_particles()
+                        .clamp(SOFTWARE_DENSITY_PARTICLES, GPU_DENSITY_PARTICLES)
+                };
+                let n = wanted.min((super::GPU_TRAJECTORY_BYTES / per_particle) as usize);
                 let key = ask.run_key(g.drawn_version, n);
                 let mut encoder = g.new_encoder("app::density");
                 let g = &mut **g;
