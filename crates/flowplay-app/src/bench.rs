@@ -358,24 +358,36 @@ fn measure(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_playground_renders_offscreen_with_its_particles() {
-        let rs = match render_state() {
-            Ok(rs) => rs,
+    /// The renderer eframe would get (llvmpipe in CI), or `None` where none is required.
+    fn headless() -> Option<RenderState> {
+        match render_state() {
+            Ok(rs) => Some(rs),
             Err(e) => {
                 assert!(!flowplay_gpu::gpu_required(), "{e}");
-                return;
+                None
             }
-        };
-        let options = BenchOptions {
+        }
+    }
+
+    /// 300 particles of a small model in a 640×480 window, frames back to back.
+    fn small(seconds: f64, warmup: f64, each_layer: bool) -> BenchOptions {
+        BenchOptions {
             particles: vec![300],
-            seconds: 0.5,
-            warmup: 0.0,
+            seconds,
+            warmup,
             size: [640, 480],
             vsync: false,
             query: "width=32&batch=64&steps=4".to_string(),
-            each_layer: false,
+            each_layer,
+        }
+    }
+
+    #[test]
+    fn the_playground_renders_offscreen_with_its_particles() {
+        let Some(rs) = headless() else {
+            return;
         };
+        let options = small(0.5, 0.0, false);
         let figures = run(&rs, &options, |_| {}).expect("frames");
         let figure = &figures[0];
         assert_eq!(figure.backend, "gpu", "{figure:?}");
@@ -391,22 +403,10 @@ mod tests {
 
     #[test]
     fn each_layer_is_measured_with_its_view_drawn_on_the_gpu() {
-        let rs = match render_state() {
-            Ok(rs) => rs,
-            Err(e) => {
-                assert!(!flowplay_gpu::gpu_required(), "{e}");
-                return;
-            }
+        let Some(rs) = headless() else {
+            return;
         };
-        let options = BenchOptions {
-            particles: vec![300],
-            seconds: 0.3,
-            warmup: 1.0,
-            size: [640, 480],
-            vsync: false,
-            query: "width=32&batch=64&steps=4".to_string(),
-            each_layer: true,
-        };
+        let options = small(0.3, 1.0, true);
         let figures = run(&rs, &options, |_| {}).expect("frames");
         let default = LayerSet::default();
         let extra: Vec<LayerId> = LayerId::ALL

@@ -95,8 +95,6 @@ struct MarkPaint {
     slot: usize,
     data: MarkData,
     frame: ViewFrame,
-    /// Pixels per point of the marks' sizes (their widths are given in points).
-    scale_sizes: bool,
 }
 
 impl CallbackTrait for MarkPaint {
@@ -116,7 +114,8 @@ impl CallbackTrait for MarkPaint {
         match &self.data {
             MarkData::Upload(marks) => {
                 let scaled: Vec<Mark>;
-                let marks: &[Mark] = if self.scale_sizes && (ppp - 1.0).abs() > 1e-3 {
+                // Their sizes are given in points.
+                let marks: &[Mark] = if (ppp - 1.0).abs() > 1e-3 {
                     scaled = marks
                         .iter()
                         .map(|m| Mark {
@@ -211,14 +210,12 @@ pub(crate) fn particles(cx: &PaintCx<'_>, source: ParticleSource, frame: DrawFra
 
 /// Draws marks (sizes in points) with the GPU's marks renderer in slot `slot`.
 pub(crate) fn marks(cx: &PaintCx<'_>, slot: usize, data: MarkData) {
-    let scale_sizes = matches!(data, MarkData::Upload(_));
     cx.painter.add(egui_wgpu::Callback::new_paint_callback(
         cx.rect,
         MarkPaint {
             slot,
             data,
             frame: cx.frame(),
-            scale_sizes,
         },
     ));
 }

@@ -104,11 +104,7 @@ impl PlaygroundApp {
             return;
         };
         self.player.playing = false;
-        // The stages of the step drawn (the 1-step view's is one Euler step).
-        let stages = inspected.view.as_ref().map_or_else(
-            || self.settings.sampling.solver.evals_per_step(),
-            |v| v.parts.stages.len(),
-        );
+        let stages = inspected.stages(self.settings.sampling.solver);
         if inspected.shown > stages {
             if let Some(view) = &inspected.view {
                 self.player.time = view.parts.t1.min(1.0);

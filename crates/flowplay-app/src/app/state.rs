@@ -271,6 +271,16 @@ pub(crate) struct Inspected {
     pub(crate) key: Option<(u32, usize, u64)>,
 }
 
+impl Inspected {
+    /// The stages of the step drawn: its view's (the 1-step view's is one Euler step), or
+    /// `solver`'s before the view is computed.
+    pub(crate) fn stages(&self, solver: flowplay_core::sampler::Solver) -> usize {
+        self.view
+            .as_ref()
+            .map_or_else(|| solver.evals_per_step(), |v| v.parts.stages.len())
+    }
+}
+
 /// The views the layers draw, and what each was last asked for (a view is asked for again when
 /// what it depends on changes: the time, the view of the plane, the weights drawn).
 #[derive(Clone, Default)]

@@ -370,18 +370,17 @@ fn reflow_starts_the_next_round_and_keeps_the_last_to_compare() {
     assert_eq!(app.rounds.finished[0].path.kind, PathKind::RectifiedFlow);
 }
 
-/// The GPU engine end to end on a headless device (llvmpipe in CI): training, the particles'
-/// refresh, an evaluation read back without blocking, and a reflow round.
-#[test]
-fn the_gpu_engine_trains_draws_evaluates_and_reflows() {
+/// A headless device (llvmpipe in CI) as the app gets one, treated as a hardware GPU (its
+/// views at full size); `None` where there is none and none is required.
+fn headless_gpu() -> Option<DeviceInfo> {
     let gpu = match flowplay_gpu::GpuContext::new_blocking() {
         Ok(gpu) => gpu,
         Err(e) => {
             assert!(!flowplay_gpu::gpu_required(), "no GPU: {e}");
-            return;
+            return None;
         }
     };
-    let device = DeviceInfo {
+    Some(DeviceInfo {
         gpu: Some(GpuHandle {
             device: gpu.device.clone(),
             queue: gpu.queue.clone(),
@@ -389,6 +388,15 @@ fn the_gpu_engine_trains_draws_evaluates_and_reflows() {
         }),
         adapter: gpu.describe(),
         no_gpu: None,
+    })
+}
+
+/// The GPU engine end to end on a headless device (llvmpipe in CI): training, the particles'
+/// refresh, an evaluation read back without blocking, and a reflow round.
+#[test]
+fn the_gpu_engine_trains_draws_evaluates_and_reflows() {
+    let Some(device) = headless_gpu() else {
+        return;
     };
     let settings = Settings {
         compute: Compute::Gpu,
@@ -655,21 +663,8 @@ fn the_likelihood_layer_of_a_data_to_data_model_is_refused_once_in_plain_words()
 /// The GPU's views agree with the CPU computed from the same (drawn) weights.
 #[test]
 fn the_gpu_views_match_the_cpu_on_the_drawn_weights() {
-    let gpu = match flowplay_gpu::GpuContext::new_blocking() {
-        Ok(gpu) => gpu,
-        Err(e) => {
-            assert!(!flowplay_gpu::gpu_required(), "no GPU: {e}");
-            return;
-        }
-    };
-    let device = DeviceInfo {
-        gpu: Some(GpuHandle {
-            device: gpu.device.clone(),
-            queue: gpu.queue.clone(),
-            software: false,
-        }),
-        adapter: gpu.describe(),
-        no_gpu: None,
+    let Some(device) = headless_gpu() else {
+        return;
     };
     let settings = Settings {
         compute: Compute::Gpu,

@@ -253,6 +253,20 @@ impl GpuEngine {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
     }
 
+    /// Finishes `encoder` with a read-back of the first `bytes` of `buffer`, submits it and
+    /// starts the mapping (taken later without blocking).
+    fn submit_read(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+    ) -> PendingRead {
+        let read = PendingRead::encode(&self.device, &mut encoder, buffer, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+        read.start();
+        read
+    }
+
     /// A copy of `source` that the view drawn from it owns: the next request overwrites the
     /// sampler's buffer while the view (its grid, its range) is still drawn.
     fn owned_copy(&self, source: &wgpu::Buffer, label: &str) -> wgpu::Buffer {
@@ -788,15 +802,7 @@ impl Engine {
                     &start,
                     &run,
                 )?;
-                let read = PendingRead::encode(
-                    &g.device,
-                    &mut encoder,
-                    g.eval.positions_buffer(),
-                    0,
-                    (pairs * 8) as u64,
-                );
-                g.queue.submit([encoder.finish()]);
-                read.start();
+                let read = g.submit_read(encoder, g.eval.positions_buffer(), (pairs * 8) as u64);
                 g.pending_reflow = Some(PendingReflow {
                     read,
                     x0: sources.x0,

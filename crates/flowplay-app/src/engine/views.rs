@@ -312,15 +312,7 @@ impl Engine {
                     &ARROWS,
                 )?;
                 let bytes = u64::from(grid.nx * grid.ny) * 8;
-                let read = PendingRead::encode(
-                    &g.device,
-                    &mut encoder,
-                    g.views.field.velocity_grid_buffer(),
-                    0,
-                    bytes,
-                );
-                g.queue.submit([encoder.finish()]);
-                read.start();
+                let read = g.submit_read(encoder, g.views.field.velocity_grid_buffer(), bytes);
                 g.views.field_read = Some((*grid, read));
                 Ok(true)
             }
@@ -404,15 +396,7 @@ impl Engine {
                     .density
                     .encode_histogram(&g.device, &g.queue, &mut encoder, &ask.bins)?;
                 let bytes = u64::from(ask.bins.nx * ask.bins.ny) * 4;
-                let read = PendingRead::encode(
-                    &g.device,
-                    &mut encoder,
-                    g.views.density.histogram_buffer(),
-                    0,
-                    bytes,
-                );
-                g.queue.submit([encoder.finish()]);
-                read.start();
+                let read = g.submit_read(encoder, g.views.density.histogram_buffer(), bytes);
                 g.views.density_read = Some((ask.clone(), n, read));
                 Ok(true)
             }
@@ -498,10 +482,7 @@ impl Engine {
                     .field
                     .log_likelihood_buffer()
                     .ok_or(AppError::Missing("the likelihood map wrote nothing"))?;
-                let read =
-                    PendingRead::encode(&g.device, &mut encoder, buffer, 0, (x.len() * 4) as u64);
-                g.queue.submit([encoder.finish()]);
-                read.start();
+                let read = g.submit_read(encoder, buffer, (x.len() * 4) as u64);
                 g.views.logp_read = Some((ask.clone(), read));
                 Ok(true)
             }
@@ -605,16 +586,12 @@ impl Engine {
                     && g.views.model_read.is_none()
                     && g.drawn_version > 0
                 {
-                    let mut encoder = g.new_encoder("app::drawn_weights");
-                    let read = PendingRead::encode(
-                        &g.device,
-                        &mut encoder,
+                    let encoder = g.new_encoder("app::drawn_weights");
+                    let read = g.submit_read(
+                        encoder,
                         g.samplers[CURRENT].params_buffer(),
-                        0,
                         g.param_bytes(),
                     );
-                    g.queue.submit([encoder.finish()]);
-                    read.start();
                     g.views.model_read = Some((g.drawn_version, read));
                 }
                 g.views.model.as_ref().map(|(_, m)| Ok(m.clone()))

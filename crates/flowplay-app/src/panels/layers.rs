@@ -71,39 +71,33 @@ fn options_ui(ui: &mut Ui, app: &PlaygroundApp, id: LayerId, out: &mut Vec<Comma
                 }
             }
         }
-        LayerId::Stages => {
-            match &app.layers.inspected {
-                None => {
-                    ui.label("Click a particle on the canvas to take its step apart.");
-                }
-                Some(inspected) => {
-                    // The step drawn: the 1-step view's is one Euler step.
-                    let stages = inspected.view.as_ref().map_or_else(
-                        || app.settings.sampling.solver.evals_per_step(),
-                        |v| v.parts.stages.len(),
-                    );
-                    let shown = inspected.shown.min(stages + 1);
-                    let what = if shown > stages {
-                        "the combined step".to_string()
-                    } else {
-                        format!("stage {shown} of {stages}")
-                    };
-                    ui.horizontal(|ui| {
-                        if ui
-                            .button("next stage")
-                            .on_hover_text(
-                                "Show the next stage of the step; after the last, the combined \
-                                 step, then the next step.",
-                            )
-                            .clicked()
-                        {
-                            out.push(Command::NextStage);
-                        }
-                        ui.label(format!("particle {}: {what}", inspected.particle));
-                    });
-                }
+        LayerId::Stages => match &app.layers.inspected {
+            None => {
+                ui.label("Click a particle on the canvas to take its step apart.");
             }
-        }
+            Some(inspected) => {
+                let stages = inspected.stages(app.settings.sampling.solver);
+                let shown = inspected.shown.min(stages + 1);
+                let what = if shown > stages {
+                    "the combined step".to_string()
+                } else {
+                    format!("stage {shown} of {stages}")
+                };
+                ui.horizontal(|ui| {
+                    if ui
+                        .button("next stage")
+                        .on_hover_text(
+                            "Show the next stage of the step; after the last, the combined \
+                                 step, then the next step.",
+                        )
+                        .clicked()
+                    {
+                        out.push(Command::NextStage);
+                    }
+                    ui.label(format!("particle {}: {what}", inspected.particle));
+                });
+            }
+        },
         LayerId::Pairs => {
             let mut ot = app.layers.pairs_ot;
             ui.horizontal(|ui| {
