@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use flowplay_core::data::Points;
 use flowplay_core::flow::FlowModel;
+use flowplay_core::guard::DivergenceGuard;
 use flowplay_core::sampler::SamplerConfig;
 use flowplay_core::train::{CpuTrainer, StepStats, TrainConfig, reflow_pool};
 use flowplay_gpu::{GpuContext, GpuTrainer};
@@ -83,17 +84,46 @@ impl Trainer {
     }
 
     /// Trains `steps` steps, calling `progress` with each step's statistics (on the GPU as each
-    /// submission's statistics come back).
-    pub(crate) fn train(&mut self, steps: u64, mut progress: impl FnMut(&StepStats)) -> Result<()> {
+    /// submission's statistics come back). A loss or gradient norm that explodes far above its
+    /// recent level ([`DivergenceGuard`]) ends training with [`flowplay_core::Error::Exploded`],
+    /// as a non-finite one does with `Diverged`.
+    pub(crate) fn train(
+        &mut self,
+        steps: u64,
+        guard: &mut DivergenceGuard,
+        mut progress: impl FnMut(&StepStats),
+    ) -> Result<()> {
+        let mut step = self.steps_done();
+        let mut exploded: Option<flowplay_core::Error> = None;
+        let mut watch = |stats: &StepStats| -> bool {
+            if exploded.is_none() {
+                if let Err(e) = guard.observe(step, stats) {
+                    exploded = Some(e);
+                } else {
+                    progress(stats);
+                }
+            }
+            step += 1;
+            exploded.is_some()
+        };
         match self {
             Self::Cpu(trainer) => {
                 for _ in 0..steps {
-                    progress(&trainer.step()?);
+                    if watch(&trainer.step()?) {
+                        break;
+                    }
                 }
             }
-            Self::Gpu { trainer, .. } => trainer.train_blocking_with(steps, progress)?,
+            // The GPU runs ahead of its statistics; the steps after an explosion are discarded
+            // with the run, which writes nothing.
+            Self::Gpu { trainer, .. } => trainer.train_blocking_with(steps, |s| {
+                watch(s);
+            })?,
         }
-        Ok(())
+        match exploded {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// The model with the raw or EMA weights.

@@ -13,6 +13,7 @@ use flowplay_gpu::{GpuContext, GpuSampler, GpuTrainer};
 use serde::Serialize;
 
 use crate::backend::BackendArg;
+use crate::limits;
 
 /// Options of `flowplay bench`.
 #[derive(Debug, clap::Args)]
@@ -52,12 +53,19 @@ struct Figure {
 /// Runs `flowplay bench`.
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     crate::init_threads(args.threads)?;
-    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
-        anyhow::bail!("--seconds must be positive, got {}", args.seconds);
+    if !(args.seconds > 0.0 && args.seconds <= limits::MAX_BENCH_SECONDS) {
+        anyhow::bail!(
+            "--seconds must be positive and at most {}, got {:?}",
+            limits::MAX_BENCH_SECONDS,
+            args.seconds
+        );
     }
-    if args.particles == 0 {
-        anyhow::bail!("--particles must be at least 1");
-    }
+    limits::check_count(
+        "--particles",
+        args.particles,
+        limits::MAX_BENCH_PARTICLES,
+        "each takes 8 bytes of every state buffer",
+    )?;
     let budget = Duration::from_secs_f64(args.seconds);
     let gpu = crate::backend::gpu_for(args.backend)?;
     if !args.json {

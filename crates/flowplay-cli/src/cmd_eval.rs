@@ -32,6 +32,15 @@ pub(crate) struct EvalArgs {
 /// Runs `flowplay eval`.
 pub(crate) fn run(args: &EvalArgs) -> Result<()> {
     let samples = spec::read_points(&args.samples)?;
+    if samples.len() > crate::limits::MAX_EVAL_N {
+        anyhow::bail!(
+            "{} has {} points; the exact W2 is cubic in their number, so eval takes at most {} \
+             (pass a random subset)",
+            args.samples.display(),
+            samples.len(),
+            crate::limits::MAX_EVAL_N
+        );
+    }
     let (reference, what) = match &args.points {
         Some(file) => {
             let points = spec::read_points(file)?;

@@ -82,6 +82,10 @@ pub(crate) fn run(args: &SampleArgs) -> Result<()> {
     output::check_writable(&args.out)?;
     if let Some(path) = &args.trajectories {
         output::check_writable(path)?;
+        // Positions and predicted endpoints at every step, then their CSV text (about 60 bytes
+        // a row).
+        let rows = args.n as u128 * (args.steps as u128 + 1);
+        crate::limits::check_memory(rows * (16 + 60), "--trajectories of these --n and --steps")?;
     }
 
     let model = spec::load_model(&args.weights, &args.path, args.t_scale)?;

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use flowplay_core::data::{Dataset, Points, points_to_csv};
 use flowplay_core::flow::{DataSource, Geometry};
+use flowplay_core::guard::DivergenceGuard;
 use flowplay_core::metrics::Quality;
 use flowplay_core::mlp::MlpConfig;
 use flowplay_core::optim::AdamWConfig;
@@ -19,6 +20,7 @@ use flowplay_core::weights;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::limits;
 use crate::output::Staged;
 use crate::plot;
 use crate::spec::{self, PathArgs, SolverName, TimeArgs};
@@ -59,10 +61,10 @@ static DEFAULTS: std::sync::LazyLock<TrainConfig> = std::sync::LazyLock::new(Tra
 #[derive(Debug, clap::Args)]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct TrainArgs {
-    /// Target dataset: moons, 8gaussians, checkerboard, spirals, circles, swiss-roll, normal.
     /// Where to train: the GPU when one with compute shaders exists, else the CPU reference.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) backend: BackendArg,
+    /// Target dataset: moons, 8gaussians, checkerboard, spirals, circles, swiss-roll, normal.
     #[arg(long, default_value = "moons", value_parser = spec::parse_dataset)]
     pub(crate) dataset: Dataset,
     /// Train on your own points instead: a CSV with columns x,y[,label].
@@ -245,6 +247,7 @@ struct MetricsFile<'a> {
 /// Runs `flowplay train`.
 pub(crate) fn run(args: &TrainArgs) -> Result<()> {
     crate::init_threads(args.threads)?;
+    check_sizes(args)?;
     let (dataset, custom_data) = spec::data_source(args.dataset, args.points.as_deref())?;
     let (source, custom_source) = spec::data_source(args.source, args.source_points.as_deref())?;
     // The data pool batches draw from: drawn once, and the data scale and classes read off it.
@@ -261,9 +264,6 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
         cfg_scale: args.cfg,
     };
     eval.sampler.validate()?;
-    if args.eval_n < 2 {
-        anyhow::bail!("--eval-n must be at least 2, got {}", args.eval_n);
-    }
     let reflow = ReflowSettings {
         rounds: args.reflow,
         steps_per_round: args.reflow_steps.unwrap_or(args.steps),
@@ -273,9 +273,6 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
     };
     if args.reflow > 0 {
         reflow.sampler.validate()?;
-        if reflow.pairs == 0 {
-            anyhow::bail!("--reflow-pairs must be at least 1");
-        }
     }
     if args.steps == 0 {
         anyhow::bail!("--steps must be at least 1");
@@ -289,7 +286,10 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
 
     let started = Instant::now();
     let mut rounds = Vec::new();
+    let mut guard = DivergenceGuard::new();
     for round in 0..=args.reflow {
+        // A reflow round trains on new pairs from a lower loss: its level is its own.
+        guard.reset();
         if round > 0 {
             trainer.start_reflow_round(
                 reflow.pairs,
@@ -304,7 +304,14 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
             reflow.steps_per_round
         };
         let round_started = Instant::now();
-        train_round(&mut trainer, steps, round, args.reflow, args.quiet)?;
+        train_round(
+            &mut trainer,
+            &mut guard,
+            steps,
+            round,
+            args.reflow,
+            args.quiet,
+        )?;
         let seconds = round_started.elapsed().as_secs_f64();
         rounds.push(measure_round(
             &trainer, round, steps, seconds, &eval, &eval_data,
@@ -389,6 +396,35 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
         );
     }
     println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The sizes that allocate or cost time, bounded before anything is drawn.
+fn check_sizes(args: &TrainArgs) -> Result<()> {
+    limits::check_count(
+        "--pool",
+        args.pool,
+        limits::MAX_POOL,
+        "points of the data pool batches draw from",
+    )?;
+    if args.eval_n < 2 || args.eval_n > limits::MAX_EVAL_N {
+        anyhow::bail!(
+            "--eval-n must be between 2 and {}, got {} (the exact W2 is cubic in it)",
+            limits::MAX_EVAL_N,
+            args.eval_n
+        );
+    }
+    if args.reflow > 0 {
+        limits::check_count(
+            "--reflow-pairs",
+            args.reflow_pairs,
+            limits::MAX_REFLOW_PAIRS,
+            "each pair is an ODE solve",
+        )?;
+    }
+    if args.reflow > 64 {
+        anyhow::bail!("--reflow must be at most 64 rounds, got {}", args.reflow);
+    }
     Ok(())
 }
 
@@ -520,6 +556,7 @@ fn measure_round(
 /// Trains one round with a progress bar (or, when stderr is not a terminal, a line every 10%).
 fn train_round(
     trainer: &mut Trainer,
+    guard: &mut DivergenceGuard,
     steps: u64,
     round: usize,
     rounds: usize,
@@ -548,7 +585,7 @@ fn train_round(
     let started = Instant::now();
     let report_every = (steps / 10).max(1);
     let mut i = 0_u64;
-    trainer.train(steps, |stats| {
+    trainer.train(steps, guard, |stats| {
         if let Some(bar) = &bar {
             if i.is_multiple_of(25) || i + 1 == steps {
                 bar.set_position(i + 1);

@@ -4,7 +4,7 @@ use std::path::Path as FsPath;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use flowplay_core::data::{Dataset, Points, parse_points_csv};
+use flowplay_core::data::{Dataset, Points, parse_points_csv_bytes};
 use flowplay_core::flow::{DataSource, ModelSpec};
 use flowplay_core::path::{Path, TimeSampling};
 use flowplay_core::sampler::Solver;
@@ -173,11 +173,42 @@ pub(crate) fn parse_dataset(s: &str) -> Result<Dataset, String> {
     s.parse().map_err(|e: flowplay_core::Error| e.to_string())
 }
 
+/// The largest CSV of points read (10 million points of about 25 bytes each fit well within).
+const MAX_CSV_BYTES: u64 = 512 << 20;
+
+/// Reads a whole input file, refusing before reading a byte what is not a regular file (a device
+/// such as `/dev/zero`, a pipe, a directory) and a file over `max` bytes; `what` names it in
+/// errors ("weights file").
+pub(crate) fn read_input(path: &FsPath, max: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {shown}"))?;
+    if !meta.is_file() {
+        anyhow::bail!("{shown} is not a regular file (a directory, device or pipe): give a {what}");
+    }
+    if meta.len() > max {
+        anyhow::bail!(
+            "{shown} has {} MB, more than the {} MB a {what} may have",
+            meta.len() >> 20,
+            max >> 20
+        );
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {shown}"))?;
+    // The file may grow after the check; never read more than the limit.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {shown}"))?;
+    if bytes.len() as u64 > max {
+        anyhow::bail!("{shown} grew past {} MB while it was read", max >> 20);
+    }
+    Ok(bytes)
+}
+
 /// Reads a CSV of points, naming the file in every error.
 pub(crate) fn read_points(path: &FsPath) -> Result<Points> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(parse_points_csv(&text, &path.display().to_string())?)
+    let bytes = read_input(path, MAX_CSV_BYTES, "CSV of points")?;
+    Ok(parse_points_csv_bytes(&bytes, &path.display().to_string())?)
 }
 
 /// The target distribution: built-in or a CSV of the user's points.
@@ -202,7 +233,7 @@ pub(crate) fn data_source(
 /// Reads a weights file. Weights without flowplay metadata (from PyTorch) get the shape from
 /// their tensors and the rest from `fallback`.
 pub(crate) fn read_model(path: &FsPath, fallback: &ModelSpec) -> Result<weights::Loaded> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_input(path, weights::MAX_WEIGHTS_BYTES, "weights file")?;
     Ok(weights::from_safetensors(
         &bytes,
         &path.display().to_string(),

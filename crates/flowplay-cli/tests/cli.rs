@@ -287,6 +287,285 @@ fn bad_training_input_is_refused_without_output() {
 }
 
 #[test]
+fn an_exploding_loss_is_a_divergence_that_writes_nothing() {
+    // The run: the loss goes from 3.8 to 10²² in three steps without ever being NaN.
+    let dir = scratch("explode");
+    let out = dir.join("run");
+    let output = flowplay(&[
+        "train",
+        "--lr",
+        "10",
+        "--hidden",
+        "64",
+        "--t-dim",
+        "16",
+        "--batch",
+        "256",
+        "--steps",
+        "300",
+        "--quiet",
+        "--backend",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_bad_input(&output, "training diverged at step");
+    assert!(stderr(&output).contains("its median over the last"));
+    assert!(stderr(&output).contains("lower the learning rate (now 10)"));
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no staging left"
+    );
+}
+
+#[test]
+fn sizes_are_bounded_before_anything_is_allocated() {
+    let dir = scratch("bounds");
+    let o = dir.join("never");
+    let o = o.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["train", "--pool", "1000000000000", "--out", o],
+            "--pool must be between 1 and",
+        ),
+        (
+            &["train", "--eval-n", "200000", "--out", o],
+            "--eval-n must be between 2 and 20000",
+        ),
+        (
+            &[
+                "train",
+                "--reflow",
+                "1",
+                "--reflow-pairs",
+                "1000000000000",
+                "--out",
+                o,
+            ],
+            "--reflow-pairs must be between 1 and",
+        ),
+        (
+            &["train", "--threads", "100000", "--out", o],
+            "--threads must be at most",
+        ),
+        (
+            &["bench", "--particles", "1000000000000"],
+            "--particles must be between 1 and",
+        ),
+        (
+            &["bench", "--seconds", "1e300"],
+            "--seconds must be positive and at most 3600",
+        ),
+    ];
+    for (args, needle) in cases {
+        assert_bad_input(&flowplay(args), needle);
+    }
+    let run = dir.join("run");
+    assert!(train_small(&run, &[]).status.success());
+    let w = run.join("weights.safetensors");
+    let s = dir.join("s.csv");
+    assert_bad_input(
+        &flowplay(&[
+            "sample",
+            "--weights",
+            w.to_str().unwrap(),
+            "--n",
+            "1000000",
+            "--steps",
+            "100000",
+            "--trajectories",
+            dir.join("t.csv").to_str().unwrap(),
+            "--out",
+            s.to_str().unwrap(),
+        ]),
+        "--trajectories of these --n and --steps would need",
+    );
+    // An eval of more points than the exact W2 can take.
+    let big = dir.join("big.csv");
+    let mut text = String::from("x,y\n");
+    for i in 0..20_001 {
+        text.push_str(&format!("{},{}\n", i % 7, i % 11));
+    }
+    std::fs::write(&big, text).unwrap();
+    assert_bad_input(
+        &flowplay(&["eval", "--samples", big.to_str().unwrap()]),
+        "has 20001 points; the exact W2 is cubic",
+    );
+    assert!(!Path::new(o).exists());
+}
+
+#[test]
+fn devices_half_precision_and_odd_csv_files() {
+    let dir = scratch("files");
+    let s = dir.join("s.csv");
+    let s = s.to_str().unwrap();
+    // A device never returns data's end: refused before a byte is read.
+    for device in ["/dev/zero", "/dev/urandom"] {
+        assert_bad_input(
+            &flowplay(&["sample", "--weights", device, "--out", s]),
+            "is not a regular file",
+        );
+    }
+    assert_bad_input(
+        &flowplay(&["sample", "--weights", dir.to_str().unwrap(), "--out", s]),
+        "is not a regular file",
+    );
+
+    // The Quick Reference's network saved by PyTorch in half precision: F16 and BF16.
+    let run = dir.join("run");
+    assert!(train_small(&run, &[]).status.success());
+    let bytes = std::fs::read(run.join("weights.safetensors")).unwrap();
+    let model = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for dtype in [safetensors::Dtype::F16, safetensors::Dtype::BF16] {
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = model
+            .iter()
+            .map(|(name, view)| {
+                let data = view
+                    .data()
+                    .chunks_exact(4)
+                    .flat_map(|c| {
+                        let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                        match dtype {
+                            safetensors::Dtype::F16 => half::f16::from_f32(v).to_le_bytes(),
+                            _ => half::bf16::from_f32(v).to_le_bytes(),
+                        }
+                    })
+                    .collect();
+                (name.to_owned(), view.shape().to_vec(), data)
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, shape, data)| {
+                let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), data);
+                (n.clone(), view.unwrap())
+            })
+            .collect();
+        let file = dir.join(format!("{dtype:?}.safetensors"));
+        std::fs::write(&file, safetensors::serialize(views, None).unwrap()).unwrap();
+        let out = dir.join(format!("{dtype:?}.csv"));
+        let output = flowplay(&[
+            "sample",
+            "--weights",
+            file.to_str().unwrap(),
+            "--n",
+            "50",
+            "--t-scale",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{dtype:?}: {}", stderr(&output));
+        let samples = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(samples.lines().count(), 51);
+        // Both sample what the F32 weights sample, up to the rounding of the weights.
+        let full = flowplay(&[
+            "sample",
+            "--weights",
+            run.join("weights.safetensors").to_str().unwrap(),
+            "--n",
+            "50",
+            "--out",
+            dir.join("f32.csv").to_str().unwrap(),
+        ]);
+        assert!(full.status.success());
+        let parse = |t: &str| -> Vec<f32> {
+            t.lines()
+                .skip(1)
+                .flat_map(|l| l.split(',').map(|v| v.parse::<f32>().unwrap()))
+                .collect()
+        };
+        let f32s = parse(&std::fs::read_to_string(dir.join("f32.csv")).unwrap());
+        let worst = parse(&samples)
+            .iter()
+            .zip(&f32s)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0_f32, f32::max);
+        assert!(worst < 0.1, "{dtype:?}: samples differ by {worst}");
+    }
+
+    // A byte-order mark, a Latin-1 byte, and values too large to be coordinates.
+    let csv = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let train_on = |path: &Path| {
+        let out = dir.join("t");
+        train_small(&out, &["--points", path.to_str().unwrap()])
+    };
+    let mut bom = b"\xef\xbb\xbfx,y\n".to_vec();
+    for i in 0..64 {
+        bom.extend_from_slice(
+            format!("{},{}\n", (i % 8) as f32 * 0.1, (i / 8) as f32 * 0.1).as_bytes(),
+        );
+    }
+    let output = train_on(&csv("bom.csv", &bom));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_bad_input(
+        &train_on(&csv("latin1.csv", b"x,y\n1,2\n3,\xe94\n")),
+        "latin1.csv, line 3: byte 0xe9 at column 3 is not UTF-8",
+    );
+    assert_bad_input(
+        &train_on(&csv("huge.csv", b"1,2\n3e38,1\n")),
+        "huge.csv, line 2: x '3e38' is too large",
+    );
+}
+
+#[test]
+fn probing_the_gpu_prints_only_our_own_lines() {
+    let dir = scratch("quiet");
+    let output = Command::new(env!("CARGO_BIN_EXE_flowplay"))
+        .args([
+            "train", "--steps", "2", "--eval-n", "20", "--quiet", "--t-dim", "16",
+        ])
+        .args(["--hidden", "16", "--out", dir.join("run").to_str().unwrap()])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(stderr(&output), "", "stderr must be empty");
+}
+
+#[test]
+fn a_new_run_replaces_the_old_one_as_a_whole() {
+    let dir = scratch("replace");
+    let out = dir.join("run");
+    assert!(
+        train_small(
+            &out,
+            &[
+                "--reflow",
+                "1",
+                "--reflow-steps",
+                "5",
+                "--reflow-pairs",
+                "64"
+            ]
+        )
+        .status
+        .success()
+    );
+    assert!(out.join("weights_round1.safetensors").exists());
+    assert!(train_small(&out, &[]).status.success());
+    assert!(
+        !out.join("weights_round1.safetensors").exists(),
+        "an earlier run's file stayed"
+    );
+    std::fs::create_dir(out.join("mine")).unwrap();
+    assert_bad_input(
+        &train_small(&out, &[]),
+        "holds 'mine', which a flowplay run does not write",
+    );
+    assert!(
+        out.join("weights.safetensors").exists(),
+        "the refused run kept the old results"
+    );
+}
+
+#[test]
 fn a_diverging_learning_rate_stops_cleanly() {
     let dir = scratch("diverge");
     let out = dir.join("run");

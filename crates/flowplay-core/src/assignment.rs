@@ -211,6 +211,10 @@ pub fn solve(n: usize, cost: impl Fn(usize, usize) -> f64) -> Vec<usize> {
 }
 
 /// The assignment of `a` to `b` (equal sizes) minimising the total squared distance.
+///
+/// A non-finite coordinate (samples of a diverged model) costs [`UNREACHABLE`] to every partner,
+/// so the solver still sees finite costs and returns a permutation; callers that report a
+/// distance check finiteness first ([`crate::metrics::wasserstein2`] does).
 pub fn match_points(a: &[[f32; 2]], b: &[[f32; 2]]) -> Vec<usize> {
     assert_eq!(a.len(), b.len(), "match_points needs equal sizes");
     let a64: Vec<[f64; 2]> = a
@@ -224,9 +228,14 @@ pub fn match_points(a: &[[f32; 2]], b: &[[f32; 2]]) -> Vec<usize> {
     solve(a.len(), |i, j| {
         let dx = a64[i][0] - b64[j][0];
         let dy = a64[i][1] - b64[j][1];
-        dx * dx + dy * dy
+        let d = dx * dx + dy * dy;
+        if d.is_finite() { d } else { UNREACHABLE }
     })
 }
+
+/// The cost given to a pair with a non-finite point: finite, and larger than any real squared
+/// distance of f32 points (at most about 1.2·10⁷⁷), with room for the solver's sums.
+pub const UNREACHABLE: f64 = 1e100;
 
 #[cfg(test)]
 mod tests {
@@ -298,6 +307,21 @@ mod tests {
             }
         }
         col_for_row
+    }
+
+    #[test]
+    fn non_finite_points_do_not_panic() {
+        let a = [
+            [0.0, 0.0],
+            [f32::NAN, 1.0],
+            [f32::INFINITY, 0.0],
+            [1.0, 1.0],
+        ];
+        let b = [[1.0, 1.0], [0.0, 0.0], [3e38, -3e38], [2.0, 2.0]];
+        // Costs of 10¹⁰⁰ swamp the real ones, so only a permutation is promised.
+        let mut sigma = match_points(&a, &b);
+        sigma.sort_unstable();
+        assert_eq!(sigma, vec![0, 1, 2, 3]);
     }
 
     #[test]

@@ -311,9 +311,40 @@ fn swiss_roll(n: usize, rng: &mut Rng) -> Points {
     Points::unlabelled(xy)
 }
 
+/// The most points a CSV may hold (80 MB of coordinates).
+pub const MAX_POINTS: usize = 10_000_000;
+/// The largest coordinate accepted: larger values are a unit mistake, and squared they would
+/// overflow the loss in f32.
+pub const MAX_COORDINATE: f32 = 1e6;
+
+/// [`parse_points_csv`] for bytes that may not be text: a file that is not UTF-8 gets the line
+/// and column of its first invalid byte.
+pub fn parse_points_csv_bytes(bytes: &[u8], source_name: &str) -> Result<Points, Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_points_csv(text, source_name),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column =
+                valid.len() - valid.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
+            Err(Error::Csv {
+                source_name: source_name.to_owned(),
+                line,
+                message: format!(
+                    "byte 0x{:02x} at column {column} is not UTF-8 text: save the file as UTF-8 \
+                     CSV",
+                    bytes[e.valid_up_to()]
+                ),
+            })
+        }
+    }
+}
+
 /// Reads points from CSV text: columns `x,y` or `x,y,label`, an optional header line, `#`
 /// comments and blank lines ignored. Every error names the line.
 pub fn parse_points_csv(text: &str, source_name: &str) -> Result<Points, Error> {
+    // A byte-order mark (Excel's "CSV UTF-8") is not part of the first value.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let err = |line: usize, message: String| Error::Csv {
         source_name: source_name.to_owned(),
         line,
@@ -381,12 +412,27 @@ pub fn parse_points_csv(text: &str, source_name: &str) -> Result<Points, Error> 
             let value: f32 = field
                 .parse()
                 .map_err(|_| err(line_no, format!("{name} '{field}' is not a number")))?;
-            if value.is_finite() {
-                Ok(value)
-            } else {
+            if !value.is_finite() {
                 Err(err(line_no, format!("{name} '{field}' is not finite")))
+            } else if value.abs() > MAX_COORDINATE {
+                Err(err(
+                    line_no,
+                    format!(
+                        "{name} '{field}' is too large: coordinates must lie within \
+                         ±{MAX_COORDINATE:e} (rescale the data; flowplay's datasets have a \
+                         scale of about 1)"
+                    ),
+                ))
+            } else {
+                Ok(value)
             }
         };
+        if xy.len() == MAX_POINTS {
+            return Err(err(
+                line_no,
+                format!("more than {MAX_POINTS} points; flowplay reads at most that many"),
+            ));
+        }
         xy.push([number(fields[0], "x")?, number(fields[1], "y")?]);
         if let Some(field) = fields.get(2) {
             let label: u32 = field.parse().map_err(|_| {
@@ -545,6 +591,25 @@ mod tests {
     }
 
     #[test]
+    fn csv_byte_order_marks_and_non_utf8_are_handled() {
+        let with_bom = parse_points_csv("\u{feff}x,y\n1,2\n", "bom.csv").unwrap();
+        assert_eq!(with_bom.xy, vec![[1.0, 2.0]]);
+        let bytes = b"x,y\n1,2\n3,\xe94\n";
+        let text = parse_points_csv_bytes(bytes, "latin1.csv")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            text,
+            "latin1.csv, line 3: byte 0xe9 at column 3 is not UTF-8 text: save the file as \
+             UTF-8 CSV"
+        );
+        assert_eq!(
+            parse_points_csv_bytes(b"5,6\n", "ok.csv").unwrap().xy,
+            vec![[5.0, 6.0]]
+        );
+    }
+
+    #[test]
     fn csv_round_trip_and_errors() {
         let points = Dataset::Moons.sample(10, 3);
         let text = points_to_csv(&points);
@@ -573,6 +638,7 @@ mod tests {
                 "b.csv, line 1: label '-1' is not a class number",
             ),
             ("1,inf\n", "b.csv, line 1: y 'inf' is not finite"),
+            ("1,2\n3e38,0\n", "b.csv, line 2: x '3e38' is too large"),
             ("x,z\n", "b.csv, line 1: expected the header"),
             ("x,y\n", "b.csv, line 1: no points found"),
             (

@@ -37,9 +37,37 @@ pub enum Error {
         /// The learning rate in use.
         lr: f32,
     },
+    /// The loss (or the gradient norm) exploded far above its recent level: the weights are
+    /// still finite but the run is lost (see [`crate::guard`]).
+    #[error(
+        "training diverged at step {step}: the {what} jumped to {value:.3e}, {ratio:.0}× its \
+         median over the last {window} steps ({median:.3e}); lower the learning rate (now {lr})"
+    )]
+    Exploded {
+        /// The step at which it was seen.
+        step: u64,
+        /// "loss" or "gradient norm".
+        what: &'static str,
+        /// The value seen.
+        value: f32,
+        /// Its recent median.
+        median: f32,
+        /// value / median.
+        ratio: f32,
+        /// Steps the median covers.
+        window: usize,
+        /// The learning rate in use.
+        lr: f32,
+    },
 }
 
 impl Error {
+    /// Whether this is a divergence of training (non-finite or exploding), rather than a bad
+    /// setting or file: the weights of the last good step are what is left.
+    pub fn is_divergence(&self) -> bool {
+        matches!(self, Self::Diverged { .. } | Self::Exploded { .. })
+    }
+
     /// A configuration error with this message.
     pub fn config(message: impl Into<String>) -> Self {
         Self::Config(message.into())

@@ -24,6 +24,7 @@ pub mod batch;
 pub mod data;
 mod error;
 pub mod flow;
+pub mod guard;
 pub mod kernels;
 pub mod likelihood;
 pub mod metrics;

@@ -34,6 +34,18 @@ fn check_sizes(a: &[[f32; 2]], b: &[[f32; 2]]) -> Result<(), Error> {
             b.len()
         )));
     }
+    for (set, points) in [("samples", a), ("reference points", b)] {
+        if let Some(i) = points
+            .iter()
+            .position(|p| !p[0].is_finite() || !p[1].is_finite())
+        {
+            return Err(Error::config(format!(
+                "the {set} hold a non-finite value at point {i} ({}, {}): the flow blew up, \
+                 so no distance can be measured",
+                points[i][0], points[i][1]
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -180,6 +192,16 @@ mod tests {
     use super::*;
     use crate::data::Dataset;
     use crate::rng::Rng;
+
+    #[test]
+    fn non_finite_samples_are_an_error_not_a_panic() {
+        let a = Dataset::Moons.sample(50, 1).xy;
+        let mut b = a.clone();
+        b[7] = [f32::NAN, 0.0];
+        let text = Quality::measure(&b, &a).err().unwrap().to_string();
+        assert!(text.contains("non-finite value at point 7"), "{text}");
+        assert!(wasserstein2(&a, &b).is_err());
+    }
 
     #[test]
     fn identical_sets_give_zero() {

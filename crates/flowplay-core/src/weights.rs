@@ -1,15 +1,16 @@
 //! Weights in the safetensors format with the Quick Reference's PyTorch names, loadable with
 //! `model.load_state_dict(safetensors.torch.load_file(path))`.
 //!
-//! Layout of a safetensors file: an 8-byte little-endian header length N, N bytes of JSON
-//! (`{"__metadata__": {…}, "<name>": {"dtype": "F32", "shape": […], "data_offsets": [a, b]}, …}`,
-//! padded with spaces), then the raw little-endian tensor data; offsets are relative to it. The
-//! metadata's `flowplay` entry records the [`ModelSpec`] (t-scale, path, source), which the
-//! tensors alone do not tell.
+//! Reading and writing the container is the `safetensors` crate's job (Hugging Face's own
+//! implementation, which checks every offset, overlap and size); this module maps tensors to the
+//! network's layout, converts F64, F16 and BF16 to f32 (PyTorch users often save half precision),
+//! and says in plain words what is wrong with a file that is not a model. The metadata's
+//! `flowplay` entry records the [`ModelSpec`] (t-scale, path, source), which the tensors alone do
+//! not tell.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
 use crate::Error;
 use crate::flow::{DataSource, FlowModel, ModelSpec};
@@ -19,41 +20,68 @@ use crate::path::Path;
 /// The metadata key holding the JSON model spec.
 const SPEC_KEY: &str = "flowplay";
 
-/// Serialises `model` to safetensors bytes.
-pub fn to_safetensors(model: &FlowModel) -> Vec<u8> {
-    let mut header = Map::new();
-    let mut metadata = Map::new();
-    metadata.insert("format".into(), Value::String("pt".into()));
-    metadata.insert(
-        SPEC_KEY.into(),
-        Value::String(serde_json::to_string(&model.spec).unwrap_or_default()),
-    );
-    header.insert("__metadata__".into(), Value::Object(metadata));
-    let mut data = Vec::with_capacity(model.params.len() * 4);
-    for entry in &model.mlp.layout().entries {
-        let start = data.len();
-        for v in &model.params[entry.range()] {
-            data.extend_from_slice(&v.to_le_bytes());
-        }
-        let mut info = Map::new();
-        info.insert("dtype".into(), Value::String("F32".into()));
-        info.insert("shape".into(), Value::from(entry.shape.clone()));
-        info.insert("data_offsets".into(), Value::from(vec![start, data.len()]));
-        header.insert(entry.name.clone(), Value::Object(info));
-    }
-    let mut json = Value::Object(header).to_string().into_bytes();
-    // Pad so that the data starts 8-byte aligned, as the reference implementation does.
-    while !(json.len() + 8).is_multiple_of(8) {
-        json.push(b' ');
-    }
-    let mut out = Vec::with_capacity(8 + json.len() + data.len());
-    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(&data);
-    out
+/// The largest weights file read: far above any network this tool trains (hidden 1024, depth 8
+/// is about 35 MB in F32), far below what would exhaust memory. A larger file is refused before
+/// it is read.
+pub const MAX_WEIGHTS_BYTES: u64 = 256 << 20;
+
+/// One tensor to write: f32 values in little-endian bytes.
+struct F32Tensor {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
 }
 
-/// One tensor read from a file.
+impl safetensors::View for &F32Tensor {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Serialises `model` to safetensors bytes (F32, with the spec and `format: pt` as metadata).
+pub fn to_safetensors(model: &FlowModel) -> Vec<u8> {
+    let tensors: Vec<(String, F32Tensor)> = model
+        .mlp
+        .layout()
+        .entries
+        .iter()
+        .map(|entry| {
+            let bytes = model.params[entry.range()]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            (
+                entry.name.clone(),
+                F32Tensor {
+                    shape: entry.shape.clone(),
+                    bytes,
+                },
+            )
+        })
+        .collect();
+    let spec = serde_json::to_string(&model.spec).unwrap_or_default();
+    let metadata = [
+        ("format".to_owned(), "pt".to_owned()),
+        (SPEC_KEY.to_owned(), spec),
+    ];
+    // Serialising can fail only on a header over 100 MB or inconsistent views, neither of which
+    // a network's layout can produce.
+    safetensors::serialize(
+        tensors.iter().map(|(name, t)| (name.as_str(), t)),
+        Some(metadata.into_iter().collect()),
+    )
+    .unwrap_or_default()
+}
+
+/// One tensor read from a file, converted to f32.
 #[derive(Clone, Debug)]
 struct Tensor {
     shape: Vec<usize>,
@@ -83,6 +111,13 @@ pub fn from_safetensors(
         source_name: source_name.to_owned(),
         message,
     };
+    if bytes.len() as u64 > MAX_WEIGHTS_BYTES {
+        return Err(err(format!(
+            "{} MB is more than the {} MB a weights file may have",
+            bytes.len() >> 20,
+            MAX_WEIGHTS_BYTES >> 20
+        )));
+    }
     let (spec_json, tensors) = parse(bytes).map_err(err)?;
     let spec_recorded = spec_json.is_some();
     let spec = match spec_json {
@@ -165,110 +200,116 @@ fn infer_mlp(tensors: &BTreeMap<String, Tensor>, t_scale: f32) -> Result<MlpConf
     })
 }
 
-/// Splits the file into its metadata spec (if any) and tensors, checking every offset.
+/// Splits the file into its metadata spec (if any) and tensors converted to f32.
 fn parse(bytes: &[u8]) -> Result<(Option<String>, BTreeMap<String, Tensor>), String> {
-    if bytes.len() < 8 {
-        return Err(format!(
-            "the file is truncated: {} bytes, not even the 8-byte header length",
-            bytes.len()
-        ));
-    }
-    let mut len_bytes = [0_u8; 8];
-    len_bytes.copy_from_slice(&bytes[..8]);
-    let header_len = u64::from_le_bytes(len_bytes);
-    let available = (bytes.len() - 8) as u64;
-    if header_len > available {
-        return Err(format!(
-            "this is not a safetensors file, or it is truncated: its header claims \
-             {header_len} bytes, but only {available} follow"
-        ));
-    }
-    let header_end = 8 + header_len as usize;
-    let header_text = std::str::from_utf8(&bytes[8..header_end])
-        .map_err(|_| "the header is not text: this is not a safetensors file".to_owned())?;
-    let header: Map<String, Value> = serde_json::from_str(header_text).map_err(|e| {
-        format!("the header is not valid JSON ({e}): this is not a safetensors file")
-    })?;
-    let data = &bytes[header_end..];
-    let mut spec = None;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| explain(&e, bytes))?;
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| explain(&e, bytes))?;
+    let spec = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(SPEC_KEY))
+        .cloned();
     let mut tensors = BTreeMap::new();
-    let mut covered: Vec<(usize, usize, String)> = Vec::new();
-    for (name, info) in &header {
-        if name == "__metadata__" {
-            spec = info
-                .get(SPEC_KEY)
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            continue;
-        }
-        let dtype = info.get("dtype").and_then(Value::as_str).unwrap_or("?");
-        let width = match dtype {
-            "F32" => 4,
-            "F64" => 8,
-            other => {
-                return Err(format!(
-                    "tensor '{name}' has dtype {other}; flowplay reads F32 (or F64)"
-                ));
-            }
-        };
-        let shape: Vec<usize> = info
-            .get("shape")
-            .and_then(Value::as_array)
-            .ok_or_else(|| format!("tensor '{name}' has no shape"))?
-            .iter()
-            .map(|d| d.as_u64().map(|d| d as usize))
-            .collect::<Option<_>>()
-            .ok_or_else(|| format!("tensor '{name}' has a malformed shape"))?;
-        let offsets: Vec<usize> = info
-            .get("data_offsets")
-            .and_then(Value::as_array)
-            .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
-            .ok_or_else(|| format!("tensor '{name}' has malformed data offsets"))?;
-        let [start, end] = offsets[..] else {
-            return Err(format!("tensor '{name}' needs two data offsets"));
-        };
-        let count: usize = shape.iter().product();
-        if end < start || end - start != count * width {
-            return Err(format!(
-                "tensor '{name}' of shape {shape:?} needs {} bytes but its offsets span {}",
-                count * width,
-                end.saturating_sub(start)
-            ));
-        }
-        if end > data.len() {
-            return Err(format!(
-                "the file is truncated: tensor '{name}' needs bytes {start}..{end} of the data, \
-                 which has only {} bytes",
-                data.len()
-            ));
-        }
-        let raw = &data[start..end];
-        let values: Vec<f32> = if width == 4 {
-            raw.chunks_exact(4)
+    for (name, view) in file.iter() {
+        let raw = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => raw
+                .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        } else {
-            raw.chunks_exact(8)
+                .collect(),
+            Dtype::F64 => raw
+                .chunks_exact(8)
                 .map(|c| {
                     let mut b = [0_u8; 8];
                     b.copy_from_slice(c);
                     f64::from_le_bytes(b) as f32
                 })
-                .collect()
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => raw
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(format!(
+                    "tensor '{name}' has dtype {other:?}; flowplay reads F32, F64, F16 and BF16"
+                ));
+            }
         };
-        covered.push((start, end, name.clone()));
-        tensors.insert(name.clone(), Tensor { shape, values });
-    }
-    covered.sort();
-    for pair in covered.windows(2) {
-        if pair[1].0 < pair[0].1 {
-            return Err(format!(
-                "tensors '{}' and '{}' overlap",
-                pair[0].2, pair[1].2
-            ));
-        }
+        tensors.insert(
+            name.to_owned(),
+            Tensor {
+                shape: view.shape().to_vec(),
+                values,
+            },
+        );
     }
     Ok((spec, tensors))
+}
+
+/// The crate's error in plain words, with the sizes that show what is wrong.
+fn explain(error: &SafeTensorError, bytes: &[u8]) -> String {
+    let not_safetensors = "this is not a safetensors file";
+    match error {
+        SafeTensorError::HeaderTooSmall => format!(
+            "the file is truncated: {} bytes, not even the 8-byte header length",
+            bytes.len()
+        ),
+        SafeTensorError::HeaderTooLarge | SafeTensorError::InvalidHeaderLength => {
+            let claimed = bytes
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_le_bytes);
+            format!(
+                "{not_safetensors}, or it is truncated: its header claims {claimed} bytes, \
+                 but only {} follow",
+                bytes.len().saturating_sub(8)
+            )
+        }
+        SafeTensorError::InvalidHeader(_) => format!("the header is not text: {not_safetensors}"),
+        SafeTensorError::InvalidHeaderDeserialization(e) | SafeTensorError::JsonError(e) => {
+            format!("the header is not valid JSON ({e}): {not_safetensors}")
+        }
+        SafeTensorError::MetadataIncompleteBuffer => match claimed_data_len(bytes) {
+            Some((need, have)) if have < need => format!(
+                "the file is truncated: its tensors need {need} bytes of data, but only {have} \
+                 follow the header"
+            ),
+            Some((need, have)) => format!(
+                "the file has {} bytes after its tensors' {need} bytes of data",
+                have - need
+            ),
+            None => "the file's data does not end where its header says".to_owned(),
+        },
+        SafeTensorError::InvalidOffset(name) => {
+            format!("tensor '{name}' has data offsets that overlap another tensor or leave a gap")
+        }
+        SafeTensorError::TensorInvalidInfo | SafeTensorError::InvalidTensorView(..) => {
+            "a tensor's data offsets do not span its shape times its dtype's size".to_owned()
+        }
+        SafeTensorError::ValidationOverflow => {
+            "a tensor's shape is too large to exist (its size overflows)".to_owned()
+        }
+        other => format!("{not_safetensors} ({other})"),
+    }
+}
+
+/// For a file whose data does not end where its header says: the bytes its tensors claim and
+/// the bytes that follow the header (only to word the error).
+fn claimed_data_len(bytes: &[u8]) -> Option<(usize, usize)> {
+    let n = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header: serde_json::Value =
+        serde_json::from_slice(bytes.get(8..8_usize.checked_add(n)?)?).ok()?;
+    let need = header
+        .as_object()?
+        .values()
+        .filter_map(|info| info.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    Some((usize::try_from(need).ok()?, bytes.len() - 8 - n))
 }
 
 /// The spec assumed for weights without flowplay metadata: the Quick Reference's
@@ -334,6 +375,77 @@ mod tests {
         assert_eq!(back.params, m.params);
     }
 
+    /// The model's tensors re-encoded in `dtype` (as PyTorch's `save_file` writes them after
+    /// `.half()`, `.bfloat16()` or `.double()`), without flowplay metadata.
+    fn pytorch_file(m: &FlowModel, dtype: Dtype) -> Vec<u8> {
+        struct Raw(Dtype, Vec<usize>, Vec<u8>);
+        impl safetensors::View for &Raw {
+            fn dtype(&self) -> Dtype {
+                self.0
+            }
+            fn shape(&self) -> &[usize] {
+                &self.1
+            }
+            fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+                std::borrow::Cow::Borrowed(&self.2)
+            }
+            fn data_len(&self) -> usize {
+                self.2.len()
+            }
+        }
+        let tensors: Vec<(String, Raw)> = m
+            .mlp
+            .layout()
+            .entries
+            .iter()
+            .map(|e| {
+                let values = &m.params[e.range()];
+                let bytes = match dtype {
+                    Dtype::F16 => values
+                        .iter()
+                        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                        .collect(),
+                    Dtype::BF16 => values
+                        .iter()
+                        .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                        .collect(),
+                    Dtype::F64 => values
+                        .iter()
+                        .flat_map(|&v| f64::from(v).to_le_bytes())
+                        .collect(),
+                    _ => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+                };
+                (e.name.clone(), Raw(dtype, e.shape.clone(), bytes))
+            })
+            .collect();
+        safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), None).unwrap()
+    }
+
+    #[test]
+    fn half_precision_and_f64_files_load() {
+        let m = model();
+        for (dtype, tolerance) in [(Dtype::F16, 1e-3), (Dtype::BF16, 8e-3), (Dtype::F64, 0.0)] {
+            let bytes = pytorch_file(&m, dtype);
+            let loaded = from_safetensors(&bytes, "w", &default_spec()).unwrap();
+            assert!(!loaded.spec_recorded);
+            for (a, b) in loaded.model.params.iter().zip(&m.params) {
+                // Relative to the value: half formats keep 11 (F16) or 8 (BF16) significant bits.
+                assert!(
+                    (a - b).abs() <= tolerance * b.abs().max(1e-2),
+                    "{dtype:?}: {a} vs {b}"
+                );
+            }
+        }
+        let text = from_safetensors(&pytorch_file(&m, Dtype::I32), "w", &default_spec())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("has dtype I32; flowplay reads F32, F64, F16 and BF16"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn bad_files_are_explained() {
         let m = model();
@@ -345,16 +457,23 @@ mod tests {
                 .to_string()
         };
         assert!(message(&good[..5]).contains("truncated"));
-        assert!(message(&good[..good.len() - 3]).contains("the file is truncated: tensor"));
+        let text = message(&good[..good.len() - 3]);
+        assert!(
+            text.contains("the file is truncated: its tensors need"),
+            "{text}"
+        );
+        let mut longer = good.clone();
+        longer.extend_from_slice(&[0; 5]);
+        assert!(message(&longer).contains("has 5 bytes after its tensors"));
         assert!(message(b"\x04\0\0\0\0\0\0\0abcd").contains("not valid JSON"));
 
-        // NaN in a weight.
+        // NaN in a weight (the crate lays tensors out by name: the last is t_embed.3).
         let mut nan = good.clone();
         let last = nan.len() - 4;
         nan[last..].copy_from_slice(&f32::NAN.to_le_bytes());
         let text = message(&nan);
         assert!(
-            text.starts_with("w.safetensors: tensor 'label_embed.weight' holds NaN"),
+            text.starts_with("w.safetensors: tensor 't_embed.3.weight' holds NaN at index 63"),
             "{text}"
         );
 
