@@ -20,3 +20,12 @@ mod settings;
 mod web;
 
 pub use app::PlaygroundApp;
+
+/// The URL-state parser on its own (for the fuzz harness and for tools that write links): the
+/// default settings changed by `query` (a page's `#…` hash), written back as a full query, or the
+/// one message the page would show.
+pub fn normalise_query(query: &str) -> Result<String, String> {
+    settings::Settings::default()
+        .with_query(query)
+        .map(|(settings, _)| settings.to_query())
+}
