@@ -11,6 +11,12 @@ pub(crate) enum AppError {
     /// The core refused a configuration or input, or training diverged.
     #[error(transparent)]
     Core(#[from] flowplay_core::Error),
+    /// Training diverged (the loss exploded) and the weights of step `restored` are back.
+    #[error("{error}")]
+    Exploded {
+        error: flowplay_core::Error,
+        restored: u64,
+    },
     /// An evaluation or view came back without what it needed.
     #[error("{0}")]
     Missing(&'static str),

@@ -566,6 +566,34 @@ impl CpuTrainer {
         Ok(())
     }
 
+    /// Goes back to `step` of the current round with `params` and `ema` (a checkpoint taken
+    /// there): later losses are forgotten and AdamW starts afresh, since its moments are those
+    /// of the steps undone. After a divergence the run goes on from the last good weights.
+    pub fn rewind(&mut self, step: u64, params: &[f32], ema: &[f32]) -> Result<(), Error> {
+        let round_start = self.step - self.round_step;
+        if step > self.step || step < round_start {
+            return Err(Error::config(format!(
+                "cannot rewind to step {step}: this round runs from step {round_start} to {}",
+                self.step
+            )));
+        }
+        if params.len() != self.params.len() || ema.len() != self.ema.len() {
+            return Err(Error::config(format!(
+                "expected {} parameters, got {} and {}",
+                self.params.len(),
+                params.len(),
+                ema.len()
+            )));
+        }
+        self.params.copy_from_slice(params);
+        self.ema.copy_from_slice(ema);
+        self.adam = AdamW::new(self.params.len(), self.config.optimizer);
+        self.round_step -= self.step - step;
+        self.step = step;
+        self.losses.truncate(step as usize);
+        Ok(())
+    }
+
     /// The EMA of the parameters.
     pub fn ema(&self) -> &[f32] {
         &self.ema

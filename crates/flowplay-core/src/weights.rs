@@ -74,11 +74,52 @@ pub fn to_safetensors(model: &FlowModel) -> Vec<u8> {
     ];
     // Serialising can fail only on a header over 100 MB or inconsistent views, neither of which
     // a network's layout can produce.
-    safetensors::serialize(
+    let bytes = safetensors::serialize(
         tensors.iter().map(|(name, t)| (name.as_str(), t)),
         Some(metadata.into_iter().collect()),
     )
-    .unwrap_or_default()
+    .unwrap_or_default();
+    canonical(bytes)
+}
+
+/// The same file with its header's keys in sorted order: the crate writes the metadata from a
+/// hash map, whose order changes from run to run, and the same weights must give the same bytes
+/// (a run is reproducible bit for bit). The data and every offset stay as they are.
+fn canonical(bytes: Vec<u8>) -> Vec<u8> {
+    let Some(n) = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .and_then(|b| usize::try_from(u64::from_le_bytes(b)).ok())
+    else {
+        return bytes;
+    };
+    let Some(Ok(serde_json::Value::Object(header))) = bytes
+        .get(8..8 + n)
+        .map(serde_json::from_slice::<serde_json::Value>)
+    else {
+        return bytes;
+    };
+    let sorted = |map: serde_json::Map<String, serde_json::Value>| {
+        let entries: BTreeMap<String, serde_json::Value> = map.into_iter().collect();
+        serde_json::Value::Object(entries.into_iter().collect())
+    };
+    let header: BTreeMap<String, serde_json::Value> = header
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::Object(inner) if k == "__metadata__" => (k, sorted(inner)),
+            other => (k, other),
+        })
+        .collect();
+    let mut json = serde_json::Value::Object(header.into_iter().collect())
+        .to_string()
+        .into_bytes();
+    // Pad with spaces so that the data starts 8-byte aligned, as the format recommends.
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
 }
 
 /// One tensor read from a file, converted to f32.
@@ -348,6 +389,14 @@ mod tests {
     fn round_trip_keeps_everything() {
         let m = model();
         let bytes = to_safetensors(&m);
+        // The same bytes every time, in every process (the crate's metadata map is unordered).
+        assert_eq!(bytes, to_safetensors(&m));
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
+        assert!(
+            header.starts_with(r#"{"__metadata__":{"flowplay":"#),
+            "{header}"
+        );
         assert_eq!((bytes.len() - 8 - m.params.len() * 4) % 8, 0);
         let loaded = from_safetensors(&bytes, "w", &default_spec()).unwrap();
         assert!(loaded.spec_recorded);

@@ -597,6 +597,68 @@ impl GpuTrainer {
         Ok(())
     }
 
+    /// Goes back to `step` of the current round with the weights in `params` and `ema` (a
+    /// checkpoint: buffers of the trainer's parameter size, copied GPU to GPU): submissions still
+    /// in flight are discarded, later losses forgotten, and AdamW starts afresh. The copies are
+    /// queued after everything already submitted, so they land last. As the CPU trainer's
+    /// `rewind`.
+    pub fn rewind(
+        &mut self,
+        step: u64,
+        params: &wgpu::Buffer,
+        ema: &wgpu::Buffer,
+    ) -> Result<(), GpuError> {
+        let round_start = self.step - self.round_step;
+        let bytes = u64::from(self.offsets.total) * 4;
+        if step > self.step || step < round_start {
+            return Err(Error::config(format!(
+                "cannot rewind to step {step}: this round runs from step {round_start} to {}",
+                self.step
+            ))
+            .into());
+        }
+        if params.size() < bytes || ema.size() < bytes {
+            return Err(Error::config("a checkpoint smaller than the network's weights").into());
+        }
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("trainer::rewind"),
+            });
+        encoder.copy_buffer_to_buffer(params, 0, &self.params, 0, bytes);
+        encoder.copy_buffer_to_buffer(ema, 0, &self.ema, 0, bytes);
+        encoder.clear_buffer(&self.adam_m, 0, None);
+        encoder.clear_buffer(&self.adam_v, 0, None);
+        self.queue.submit([encoder.finish()]);
+        if !self.pending.is_empty() {
+            self.discard_through = Some(self.next_tag - 1);
+            self.pending.clear();
+        }
+        // Steps in flight may have raised the GPU's sticky divergence flag (an exploding loss
+        // turns non-finite soon): the next submission clears it.
+        self.halted = true;
+        self.adam_steps = 0;
+        self.round_step -= self.step - step;
+        self.step = step;
+        self.losses.truncate(step as usize);
+        Ok(())
+    }
+
+    /// Copies the current raw and EMA weights into `params` and `ema` (a checkpoint for
+    /// [`Self::rewind`]), queued after the steps submitted so far: they are the weights after
+    /// [`Self::steps_done`] steps.
+    pub fn copy_weights_to(&self, params: &wgpu::Buffer, ema: &wgpu::Buffer) {
+        let bytes = u64::from(self.offsets.total) * 4;
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("trainer::checkpoint"),
+            });
+        encoder.copy_buffer_to_buffer(&self.params, 0, params, 0, bytes);
+        encoder.copy_buffer_to_buffer(&self.ema, 0, ema, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+    }
+
     /// Trains on `pool` from now on (a reflow round, QR §7.1), for `steps` steps: the schedule
     /// restarts, weights and optimizer state carry over. Build the pool with
     /// [`crate::GpuSampler`] or the core's model.

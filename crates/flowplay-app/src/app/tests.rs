@@ -217,9 +217,75 @@ fn a_diverging_learning_rate_pauses_with_a_notice() {
     assert!(!app.training);
     let notice = app.notice_text().unwrap_or_default();
     assert!(
-        notice.contains("diverged") && notice.contains("last good step"),
+        notice.contains("diverged")
+            && notice.contains("the weights of step 0")
+            && notice.contains("are back"),
         "{notice}"
     );
+}
+
+/// An exploding loss (finite all along) pauses training and brings back the weights of a
+/// checkpoint before the learning rate was raised, on the CPU and on the GPU.
+#[test]
+fn an_exploding_loss_pauses_and_brings_the_good_weights_back() {
+    let devices = [
+        (Compute::Cpu, Some(no_device())),
+        (Compute::Gpu, headless_gpu()),
+    ];
+    for (compute, device) in devices {
+        let Some(device) = device else { continue };
+        let mut app = PlaygroundApp::build(Settings { compute, ..small() }, device);
+        app.training = true;
+        run_until(&mut app, |a| a.engine.losses().len() >= 450);
+        app.training = false;
+        run_until(&mut app, |a| !a.engine.busy());
+        let raised_at = app.engine.steps_done();
+        let mut config = app.engine.config().clone();
+        config.optimizer.lr = 10.0;
+        config.clip_norm = None;
+        app.engine
+            .set_config(config)
+            .expect("only the learning rate changed");
+        app.training = true;
+        run_until(&mut app, |a| !a.training);
+        let notice = app.notice_text().unwrap_or_default();
+        // The CPU sees the loss jump; the GPU, whose statistics come back a submission at a
+        // time, may see a step that went non-finite first.
+        assert!(
+            notice.contains("the loss jumped to") || notice.contains("the loss became"),
+            "{compute:?}: {notice}"
+        );
+        assert!(notice.contains("are back"), "{compute:?}: {notice}");
+        let restored = app.engine.steps_done();
+        assert!(
+            restored >= 200 && restored <= raised_at,
+            "{compute:?}: {restored} of {raised_at}"
+        );
+        assert_eq!(app.engine.losses().len() as u64, restored);
+        assert!(
+            app.engine
+                .losses()
+                .iter()
+                .all(|l| l.is_finite() && *l < 20.0)
+        );
+        assert!(app.curves.loss.len() * work::LOSS_WINDOW <= restored as usize);
+        // The restored weights train on at a sane rate.
+        let mut config = app.engine.config().clone();
+        config.optimizer.lr = 1e-3;
+        app.engine
+            .set_config(config)
+            .expect("only the learning rate changed");
+        app.notices.error = None;
+        app.training = true;
+        run_until(&mut app, |a| {
+            a.engine.losses().len() as u64 >= restored + 50
+        });
+        assert!(
+            app.training && app.notices.error.is_none(),
+            "{:?}",
+            app.notices.error
+        );
+    }
 }
 
 #[test]

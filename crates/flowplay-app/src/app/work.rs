@@ -11,6 +11,7 @@ use web_time::{Duration, Instant};
 use super::PlaygroundApp;
 use super::state::{EVAL_EVERY, EVAL_PACE, refresh_due};
 use crate::engine::{Backend, COMPARED, CURRENT, particle_record, particle_request};
+use crate::error::AppError;
 use crate::web;
 
 /// Seconds for the particles to travel from t = 0 to t = 1 at speed 1.
@@ -68,13 +69,42 @@ impl PlaygroundApp {
     pub(crate) fn train_for_a_frame(&mut self) {
         let frame_secs = self.frame.frame_secs;
         let budget = Duration::from_secs_f32((0.5 * frame_secs).clamp(0.008, 0.050));
-        if let Err(why) = self.engine.train_frame(frame_secs, budget) {
-            self.training = false;
-            self.notices.error = Some(format!(
-                "{why}. Training is paused; the weights of the last good step are kept."
-            ));
+        match self.engine.train_frame(frame_secs, budget) {
+            Ok(()) => {}
+            Err(AppError::Exploded { error, restored }) => {
+                self.training = false;
+                self.rewound_to(restored);
+                self.notices.error = Some(format!(
+                    "{error}. Training is paused, and the weights of step {restored}, from before \
+                     the loss took off, are back: lower the learning rate and press Train to go \
+                     on."
+                ));
+            }
+            Err(why) => {
+                self.training = false;
+                self.notices.error = Some(format!(
+                    "{why}. Training is paused; the weights of the last good step are kept."
+                ));
+            }
         }
         self.update_loss_curve();
+    }
+
+    /// After the engine went back to `step`: the curves forget the undone steps, and the
+    /// particles and evaluation follow the restored weights.
+    fn rewound_to(&mut self, step: u64) {
+        let step_f = step as f64;
+        self.curves.loss.truncate(step as usize / LOSS_WINDOW);
+        for curve in [
+            &mut self.curves.w2,
+            &mut self.curves.straightness,
+            &mut self.curves.nll,
+        ] {
+            curve.retain(|p| p[0] <= step_f);
+        }
+        self.eval.last = None;
+        self.eval.evaluated_step = None;
+        self.flow.stale = true;
     }
 
     /// The loss curve as means over windows of [`LOSS_WINDOW`] steps.

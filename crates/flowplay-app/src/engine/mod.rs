@@ -20,6 +20,7 @@ use crate::error::{AppError, AppResult};
 
 mod budget;
 mod views;
+mod watch;
 
 pub(crate) use budget::FrameBudget;
 pub(crate) use views::{CPU_HEAT_BINS, DensityAsk, GPU_HEAT_BINS, LogpAsk, stage_view};
@@ -165,6 +166,8 @@ pub(crate) struct GpuEngine {
     views: views::GpuViews,
     /// Counts the current drawing's refreshes: its weights' version (0: none yet).
     drawn_version: u64,
+    /// The divergence guard and the checkpoints of good weights.
+    watch: watch::Watch,
 }
 
 /// The CPU reference.
@@ -177,6 +180,8 @@ pub(crate) struct CpuEngine {
     drawn: Option<flowplay_core::flow::FlowModel>,
     drawn_version: u64,
     views: views::CpuViews,
+    /// The divergence guard and the checkpoints of good weights.
+    watch: watch::Watch,
 }
 
 /// What an evaluation run recorded, on either backend.
@@ -285,6 +290,77 @@ impl GpuEngine {
     fn param_bytes(&self) -> u64 {
         self.trainer.mlp().num_params() as u64 * 4
     }
+
+    /// Checkpoints the weights after the steps submitted so far (GPU to GPU).
+    fn checkpoint(&mut self) {
+        let buffer = |label| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: self.param_bytes(),
+                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        let (params, ema) = (
+            buffer("app::checkpoint_params"),
+            buffer("app::checkpoint_ema"),
+        );
+        self.trainer.copy_weights_to(&params, &ema);
+        self.watch.push(watch::Checkpoint {
+            step: self.trainer.steps_done(),
+            weights: watch::Weights::Gpu { params, ema },
+        });
+    }
+
+    /// Goes back to the last good checkpoint after `error`, a divergence.
+    fn undo_explosion(&mut self, error: flowplay_core::Error) -> AppError {
+        let seen = exploded_at(&error).unwrap_or(self.trainer.steps_done());
+        let Some(checkpoint) = self.watch.restore_point(seen) else {
+            return error.into();
+        };
+        let watch::Weights::Gpu { params, ema } = &checkpoint.weights else {
+            return error.into();
+        };
+        let step = checkpoint.step;
+        if let Err(e) = self.trainer.rewind(step, params, ema) {
+            return e.into();
+        }
+        self.watch.rewound(step);
+        AppError::Exploded {
+            error,
+            restored: step,
+        }
+    }
+}
+
+/// The step an explosion was seen at.
+fn exploded_at(error: &flowplay_core::Error) -> Option<u64> {
+    match error {
+        flowplay_core::Error::Exploded { step, .. } => Some(*step),
+        _ => None,
+    }
+}
+
+impl CpuEngine {
+    /// Goes back to the last good checkpoint after `error`, a divergence.
+    fn undo_explosion(&mut self, error: flowplay_core::Error) -> AppError {
+        let seen = exploded_at(&error).unwrap_or(self.trainer.steps_done());
+        let Some(checkpoint) = self.watch.restore_point(seen) else {
+            return error.into();
+        };
+        let watch::Weights::Cpu { params, ema } = &checkpoint.weights else {
+            return error.into();
+        };
+        let step = checkpoint.step;
+        if let Err(e) = self.trainer.rewind(step, params, ema) {
+            return e.into();
+        }
+        self.watch.rewound(step);
+        AppError::Exploded {
+            error,
+            restored: step,
+        }
+    }
 }
 
 impl Engine {
@@ -320,6 +396,7 @@ impl Engine {
             pending_reflow: None,
             refreshing: [None; 2],
             slices,
+            watch: watch::Watch::default(),
         })))
     }
 
@@ -335,6 +412,7 @@ impl Engine {
             drawn: None,
             drawn_version: 0,
             views: views::CpuViews::default(),
+            watch: watch::Watch::default(),
         })))
     }
 
@@ -392,6 +470,10 @@ impl Engine {
     pub(crate) fn set_config(&mut self, config: TrainConfig) -> AppResult<()> {
         let optimizer_only = self.config().only_optimizer_differs(&config);
         let path_changed = self.config().path != config.path;
+        if !optimizer_only {
+            // Another objective has its own loss level.
+            self.watch_mut().new_level();
+        }
         match self {
             Self::Gpu(g) => {
                 g.trainer
@@ -433,7 +515,21 @@ impl Engine {
     pub(crate) fn train_frame(&mut self, frame_secs: f32, cpu_budget: Duration) -> AppResult<()> {
         match self {
             Self::Gpu(g) => {
-                g.trainer.poll().map_err(AppError::from)?;
+                let stats = match g.trainer.poll() {
+                    Ok(stats) => stats,
+                    // A non-finite step: the steps before it may already have exploded.
+                    Err(flowplay_gpu::GpuError::Core(e)) if e.is_divergence() => {
+                        return Err(g.undo_explosion(e));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let confirmed = g.trainer.losses().len() as u64;
+                if let Err(error) = g.watch.observe(confirmed - stats.len() as u64, &stats) {
+                    return Err(g.undo_explosion(error));
+                }
+                if g.watch.due(confirmed) {
+                    g.checkpoint();
+                }
                 if g.pending_reflow.is_some() {
                     return Ok(());
                 }
@@ -447,7 +543,25 @@ impl Engine {
             Self::Cpu(c) => {
                 let started = Instant::now();
                 while started.elapsed() < cpu_budget {
-                    c.trainer.step().map_err(AppError::from)?;
+                    let step = c.trainer.steps_done();
+                    if c.watch.due(step) {
+                        c.watch.push(watch::Checkpoint {
+                            step,
+                            weights: watch::Weights::Cpu {
+                                params: c.trainer.params().to_vec(),
+                                ema: c.trainer.ema().to_vec(),
+                            },
+                        });
+                    }
+                    let checked = c
+                        .trainer
+                        .step()
+                        .and_then(|stats| c.watch.observe(step, &[stats]));
+                    match checked {
+                        Ok(()) => {}
+                        Err(e) if e.is_divergence() => return Err(c.undo_explosion(e)),
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Ok(())
             }
@@ -811,10 +925,19 @@ impl Engine {
                 });
                 Ok(())
             }
-            Self::Cpu(c) => c
-                .trainer
-                .start_reflow_round(pairs, sampler, true, steps)
-                .map_err(AppError::from),
+            Self::Cpu(c) => {
+                c.watch.reset();
+                c.trainer
+                    .start_reflow_round(pairs, sampler, true, steps)
+                    .map_err(AppError::from)
+            }
+        }
+    }
+
+    fn watch_mut(&mut self) -> &mut watch::Watch {
+        match self {
+            Self::Gpu(g) => &mut g.watch,
+            Self::Cpu(c) => &mut c.watch,
         }
     }
 
@@ -851,6 +974,7 @@ impl Engine {
             }
         };
         let pending = g.pending_reflow.take()?;
+        g.watch.reset();
         let pool = CouplingPool {
             x0: pending.x0,
             x1: points(&bytes),
