@@ -20,6 +20,8 @@ pub(crate) enum Command {
     Settings(Box<Settings>),
     /// New weights from the seed; training starts over.
     Reset,
+    /// Swap back to the model that the last new model replaced (and again, forward).
+    Undo,
     /// Start or pause training.
     ToggleTraining,
     /// End the current reflow round and train the next on the model's coupling (QR §7.1).

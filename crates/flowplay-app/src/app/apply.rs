@@ -21,6 +21,7 @@ impl PlaygroundApp {
         match command {
             Command::Settings(edited) => self.apply_settings(*edited),
             Command::Reset => self.rebuild(self.settings.clone()),
+            Command::Undo => self.undo(),
             Command::ToggleTraining => self.training = !self.training,
             Command::StartReflow => self.start_reflow(),
             Command::Compare(round) => {
@@ -122,14 +123,46 @@ impl PlaygroundApp {
             self.notices.error = Some(format!("{why}. The settings were not applied."));
             return;
         }
-        let training = self.training;
-        let hash = self.edits.hash.take();
-        let layers = self.layers.clone();
-        *self = Self::build(settings, self.device.clone());
-        self.training = training;
-        self.edits.hash = hash;
-        self.layers.streamlines = layers.streamlines;
-        self.layers.pairs_ot = layers.pairs_ot;
+        let what = self.settings.model_change(&settings);
+        let mut fresh = Self::build(settings, self.device.clone());
+        fresh.training = self.training;
+        fresh.edits.hash = self.edits.hash.take();
+        fresh.layers.streamlines = self.layers.streamlines;
+        fresh.layers.pairs_ot = self.layers.pairs_ot;
+        let steps = self.engine.steps_done();
+        let mut replaced = std::mem::replace(self, fresh);
+        std::mem::swap(&mut self.frame, &mut replaced.frame);
+        if steps > 0 && self.notices.error.is_none() {
+            self.notices.error = Some(format!(
+                "A new model ({what}). The one it replaced, trained for {steps} steps, is one \
+                 Undo away (Ctrl+Z)."
+            ));
+        }
+        // One level: the model before the replaced one is let go.
+        replaced.undo = None;
+        self.undo = Some(Box::new(replaced));
+    }
+
+    /// Swaps back to the model the last new model replaced, with its curves, rounds and
+    /// views; the current one takes its place, so a second Undo comes back to it.
+    pub(crate) fn undo(&mut self) {
+        let Some(kept) = self.undo.take() else {
+            return;
+        };
+        let mut current = std::mem::replace(self, *kept);
+        std::mem::swap(&mut self.frame, &mut current.frame);
+        self.training = current.training;
+        self.edits.hash = current.edits.hash.take();
+        self.edits.hash_dirty = true;
+        self.edits.deferred = None;
+        let what = current.settings.model_change(&self.settings);
+        self.notices.error = Some(format!(
+            "Back to the model before ({what}), at step {}. Undo again to return.",
+            self.engine.steps_done()
+        ));
+        current.undo = None;
+        self.undo = Some(Box::new(current));
+        self.flow.stale = true;
     }
 
     /// Applies edited settings: a new network when the data, shape or backend changed (after

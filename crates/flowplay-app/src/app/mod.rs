@@ -47,6 +47,9 @@ pub struct PlaygroundApp {
     pub(crate) rounds: Rounds,
     pub(crate) edits: Edits,
     pub(crate) layers: LayerState,
+    /// The model (with its curves, rounds and views) that the last new model replaced: one
+    /// Undo away.
+    pub(crate) undo: Option<Box<PlaygroundApp>>,
 }
 
 impl PlaygroundApp {
@@ -195,6 +198,7 @@ impl PlaygroundApp {
             rounds: Rounds::default(),
             edits: Edits::default(),
             layers: LayerState::default(),
+            undo: None,
         }
     }
 
@@ -331,8 +335,13 @@ impl PlaygroundApp {
         self.frame.frame_secs = ui.input(|i| i.unstable_dt);
         self.frame.clock += ui.input(|i| i.stable_dt).min(0.1);
         let mut commands = Vec::new();
-        if !ui.ctx().egui_wants_keyboard_input() && ui.input(|i| i.key_pressed(egui::Key::Space)) {
-            commands.push(Command::ToggleTraining);
+        if !ui.ctx().egui_wants_keyboard_input() {
+            if ui.input(|i| i.key_pressed(egui::Key::Space)) {
+                commands.push(Command::ToggleTraining);
+            }
+            if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z)) {
+                commands.push(Command::Undo);
+            }
         }
         self.follow_hash();
         self.work(ui.input(|i| i.stable_dt));

@@ -131,6 +131,114 @@ fn switching_the_path_keeps_the_weights_and_a_new_width_does_not() {
     assert_eq!(app.engine.config().mlp.hidden, 64);
 }
 
+/// The settings the app long lacked reach the trainer and the sampler: σ_min of rectified flow,
+/// VE preconditioning, label dropout, clipping, weight decay, the class sampled, raw or EMA.
+#[test]
+fn every_setting_reaches_the_trainer_and_the_particles() {
+    use flowplay_core::path::Path;
+    let mut s = small();
+    s.data.dataset = flowplay_core::data::Dataset::EightGaussians;
+    s.model.conditional = true;
+    let mut app = app(s);
+    app.training = true;
+    app.train_for_a_frame();
+    let steps = app.engine.steps_done();
+    let mut edited = app.settings.clone();
+    edited.training.path.rf_sigma_min = 1e-5;
+    edited.training.p_drop = 0.3;
+    edited.optim.clip = 0.0;
+    edited.optim.weight_decay = 0.01;
+    app.apply(Command::Settings(Box::new(edited)));
+    let config = app.engine.config();
+    assert_eq!(app.engine.steps_done(), steps, "the weights are kept");
+    assert_eq!(config.path, Path::RectifiedFlow { sigma_min: 1e-5 });
+    assert!((config.p_drop - 0.3).abs() < 1e-7);
+    assert_eq!(config.clip_norm, None);
+    assert!((config.optimizer.weight_decay - 0.01).abs() < 1e-7);
+    let mut edited = app.settings.clone();
+    edited.training.path.kind = PathKind::Ve;
+    edited.training.path.ve_precondition = false;
+    app.apply(Command::Settings(Box::new(edited)));
+    assert!(matches!(
+        app.engine.config().path,
+        Path::Ve {
+            sigma_data: None,
+            ..
+        }
+    ));
+
+    // One class for every particle, or each in turn.
+    let mut edited = app.settings.clone();
+    edited.training.path.kind = PathKind::RectifiedFlow;
+    edited.sampling.class = Some(5);
+    app.apply(Command::Settings(Box::new(edited)));
+    let labels = app
+        .flow_request()
+        .labels
+        .expect("a conditional model's particles");
+    assert!(labels.iter().all(|&l| l == 5));
+    app.settings.sampling.class = None;
+    let labels = app.flow_request().labels.expect("labelled");
+    assert_eq!(labels[..9], [0, 1, 2, 3, 4, 5, 6, 7, 0]);
+
+    // Raw and EMA weights draw different particles.
+    app.train_for_a_frame();
+    let positions = |app: &mut PlaygroundApp, ema: bool| {
+        app.settings.sampling.ema = ema;
+        app.refresh_flow();
+        match app.engine.flow(CURRENT) {
+            Some(Flow::Cpu(flow)) => flow.positions.clone(),
+            _ => panic!("CPU particles"),
+        }
+    };
+    let ema = positions(&mut app, true);
+    let raw = positions(&mut app, false);
+    assert_eq!(ema.len(), raw.len());
+    assert_ne!(ema, raw);
+}
+
+/// A new model keeps the one it replaced one Undo away, with its history; a second Undo
+/// returns.
+#[test]
+fn undo_brings_back_the_replaced_model_and_its_history() {
+    let mut app = app(small());
+    app.training = true;
+    run_until(&mut app, |a| a.curves.loss.len() >= 3);
+    let steps = app.engine.steps_done();
+    let curve = app.curves.loss.clone();
+    let mut edited = app.settings.clone();
+    edited.data.seed = 17;
+    app.apply(Command::Settings(Box::new(edited)));
+    assert_eq!(app.engine.steps_done(), 0);
+    assert!(app.curves.loss.is_empty());
+    let notice = app.notice_text().unwrap_or_default();
+    assert!(
+        notice.contains("A new model (seed 0 → 17)")
+            && notice.contains(&format!("trained for {steps} steps, is one Undo away")),
+        "{notice}"
+    );
+    app.train_for_a_frame();
+    let new_steps = app.engine.steps_done();
+    app.apply(Command::Undo);
+    assert_eq!(app.engine.steps_done(), steps);
+    assert_eq!(app.settings.data.seed, 0);
+    assert_eq!(app.curves.loss, curve);
+    assert!(app.edits.hash_dirty, "the address follows");
+    let notice = app.notice_text().unwrap_or_default();
+    assert!(
+        notice.contains("Back to the model before (seed 17 → 0)"),
+        "{notice}"
+    );
+    app.apply(Command::Undo);
+    assert_eq!(app.engine.steps_done(), new_steps);
+    assert_eq!(app.settings.data.seed, 17);
+    // A reset is a new model too.
+    app.apply(Command::Reset);
+    assert_eq!(app.engine.steps_done(), 0);
+    app.apply(Command::Undo);
+    assert_eq!(app.engine.steps_done(), new_steps);
+}
+
 #[test]
 fn an_optimizer_change_keeps_the_evaluation_in_flight_and_the_particles() {
     let mut app = app(small());
@@ -140,7 +248,7 @@ fn an_optimizer_change_keeps_the_evaluation_in_flight_and_the_particles() {
     let version = app.flow.version;
     let started = app
         .engine
-        .start_eval(&app.settings.sampling.sampler(), &app.data.held_out)
+        .start_eval(&app.settings.sampling.sampler(), &app.data.held_out, true)
         .expect("an evaluation starts");
     assert!(started);
     let mut edited = app.settings.clone();

@@ -150,6 +150,7 @@ impl PlaygroundApp {
             self.settings.data.seed ^ 0xF10,
             endpoints,
             self.settings.classes(),
+            self.settings.sample_class(),
             self.settings.sampling.cfg_scale,
         )
     }
@@ -163,7 +164,9 @@ impl PlaygroundApp {
         }
         let request = self.flow_request();
         let started = Instant::now();
-        let mut refreshed = self.engine.refresh_flow(CURRENT, None, &request);
+        let mut refreshed =
+            self.engine
+                .refresh_flow(CURRENT, None, &request, self.settings.sampling.ema);
         if let Some(round) = self
             .rounds
             .compare
@@ -172,7 +175,7 @@ impl PlaygroundApp {
         {
             refreshed = self
                 .engine
-                .refresh_flow(COMPARED, Some(&round.snapshot), &request)
+                .refresh_flow(COMPARED, Some(&round.snapshot), &request, true)
                 .map(|done| done && current_done);
         }
         match refreshed {
@@ -248,7 +251,10 @@ impl PlaygroundApp {
         if due && self.eval.evaluated_step != Some(step) {
             let started = Instant::now();
             let sampler = self.settings.sampling.sampler();
-            match self.engine.start_eval(&sampler, &self.data.held_out) {
+            match self
+                .engine
+                .start_eval(&sampler, &self.data.held_out, self.settings.sampling.ema)
+            {
                 Ok(true) => {
                     self.eval.evaluated_step = Some(step);
                     self.eval.at = started;

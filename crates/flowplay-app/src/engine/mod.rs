@@ -86,9 +86,13 @@ pub(crate) fn particle_request(
     seed: u64,
     endpoints: bool,
     classes: u32,
+    class: Option<u32>,
     cfg_scale: f32,
 ) -> SampleRequest {
-    let labels = (classes > 0).then(|| (0..n as u32).map(|i| i % classes).collect());
+    let labels = (classes > 0).then(|| match class {
+        Some(c) => vec![c; n],
+        None => (0..n as u32).map(|i| i % classes).collect(),
+    });
     SampleRequest::new(sampler, n)
         .seeded(seed)
         .with_labels(labels, cfg_scale)
@@ -628,6 +632,7 @@ impl Engine {
         which: usize,
         snapshot: Option<&Snapshot>,
         flow: &SampleRequest,
+        ema: bool,
     ) -> AppResult<bool> {
         match self {
             Self::Gpu(g) => {
@@ -644,7 +649,8 @@ impl Engine {
                 let g = &mut **g;
                 let weights = match snapshot {
                     Some(Snapshot::Gpu(buffer)) => buffer,
-                    _ => g.trainer.ema_buffer(),
+                    _ if ema => g.trainer.ema_buffer(),
+                    _ => g.trainer.params_buffer(),
                 };
                 let sampler = &mut g.samplers[which];
                 // The weights as they are now: later training steps do not reach this run.
@@ -664,7 +670,7 @@ impl Engine {
                 Ok(remaining == 0)
             }
             Self::Cpu(c) => {
-                let mut model = c.trainer.model(true);
+                let mut model = c.trainer.model(ema);
                 if let Some(Snapshot::Cpu(params)) = snapshot {
                     model.params.clone_from(params);
                 }
@@ -727,6 +733,7 @@ impl Engine {
         &mut self,
         sampler: &SamplerConfig,
         held_out: &[[f32; 2]],
+        ema: bool,
     ) -> AppResult<bool> {
         let likelihood = self.config().source.is_standard_normal();
         match self {
@@ -737,7 +744,11 @@ impl Engine {
                 let mut encoder = g.new_encoder("app::eval");
                 let g = &mut **g;
                 let run = request(*sampler, g.eval_x0.len(), EVAL_SEED, EVAL_RECORD);
-                let weights = g.trainer.ema_buffer();
+                let weights = if ema {
+                    g.trainer.ema_buffer()
+                } else {
+                    g.trainer.params_buffer()
+                };
                 encode_run(
                     &g.device,
                     &g.queue,
@@ -791,7 +802,7 @@ impl Engine {
                     return Ok(false);
                 }
                 let n = c.eval_x0.len();
-                let model = c.trainer.model(true);
+                let model = c.trainer.model(ema);
                 let out =
                     model.integrate(&c.eval_x0, &request(*sampler, n, EVAL_SEED, EVAL_RECORD))?;
                 let logp = if likelihood {

@@ -43,6 +43,17 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
         {
             out.push(Command::Reset);
         }
+        if ui
+            .add_enabled(app.undo.is_some(), egui::Button::new("Undo"))
+            .on_hover_text(
+                "Back to the model the last new model replaced, with its curves (Ctrl+Z); again \
+                 to return",
+            )
+            .on_disabled_hover_text("Nothing to undo: no model has been replaced yet")
+            .clicked()
+        {
+            out.push(Command::Undo);
+        }
     });
     ui.label(format!(
         "step {} · {} steps/s · {} fps",
@@ -121,6 +132,19 @@ fn path_ui(ui: &mut Ui, edited: &mut Settings) {
         ui.radio_value(&mut training.path.kind, kind, kind.label())
             .on_hover_text(kind.explanation());
     }
+    if training.path.kind == PathKind::RectifiedFlow {
+        ui.add(
+            egui::Slider::new(&mut training.path.rf_sigma_min, 0.0..=0.1)
+                .clamping(egui::SliderClamping::Edits)
+                .logarithmic(true)
+                .smallest_positive(1e-6)
+                .text("σ_min"),
+        )
+        .on_hover_text(
+            "Noise left at t = 1 (the TRELLIS form, which uses 1e-5): \
+             x_t = (1 − (1 − σ_min)·t)·x₀ + t·x₁. 0 is the Quick Reference's straight path.",
+        );
+    }
     if training.path.kind == PathKind::Ve {
         ui.add(
             egui::Slider::new(&mut training.path.ve_sigma[0], 0.001..=1.0)
@@ -139,6 +163,13 @@ fn path_ui(ui: &mut Ui, edited: &mut Settings) {
             "The noise at t = 0 (QR §3.3): the particles start from σ_max·z. It should dwarf \
              the data's spread.",
         );
+        ui.checkbox(&mut training.path.ve_precondition, "EDM preconditioning")
+            .on_hover_text(
+                "Scale the network's input, output and skip connection by σ (EDM, Karras et al. \
+                 2022) so that it sees unit-scale values at every noise level. Off is the \
+                 Quick Reference's plain VE, whose targets span σ_max: it hardly trains at \
+                 σ_max = 50.",
+            );
     }
     ui.checkbox(&mut training.logit_normal, "logit-normal t")
         .on_hover_text(
@@ -188,7 +219,27 @@ fn model_ui(ui: &mut Ui, edited: &mut Settings) {
             .logarithmic(true)
             .text("learning rate"),
     )
-    .on_hover_text("AdamW's step size (QR §4.4); too large and the loss explodes.");
+    .on_hover_text(
+        "AdamW's step size (QR §4.4); too large and the loss explodes (training then pauses \
+         and the last good weights come back).",
+    );
+    ui.add(
+        egui::Slider::new(&mut edited.optim.clip, 0.0..=10.0)
+            .clamping(egui::SliderClamping::Edits)
+            .text("gradient clip"),
+    )
+    .on_hover_text(
+        "Scale the gradient down to this global norm when it is longer (QR §4.4 uses 1); 0 \
+         turns clipping off.",
+    );
+    ui.add(
+        egui::Slider::new(&mut edited.optim.weight_decay, 0.0..=0.1)
+            .clamping(egui::SliderClamping::Edits)
+            .logarithmic(true)
+            .smallest_positive(1e-5)
+            .text("weight decay"),
+    )
+    .on_hover_text("AdamW's decoupled weight decay: θ ← θ − lr·λ·θ each step (0: none).");
     ui.add(
         egui::Slider::new(&mut model.depth, 1..=4)
             .clamping(egui::SliderClamping::Edits)
@@ -215,21 +266,40 @@ fn model_ui(ui: &mut Ui, edited: &mut Settings) {
             "Pair each batch's x₀ and x₁ by an exact optimal assignment instead of at random \
              (OT-CFM): paths cross less, so the flow is straighter from the first round.",
         );
-    ui.add(
-        egui::Slider::new(&mut edited.data.seed, 0..=99)
-            .clamping(egui::SliderClamping::Edits)
-            .text("seed"),
-    )
-    .on_hover_text("Same seed, same data, weights and batches (a new model).");
+    ui.horizontal(|ui| {
+        ui.add(egui::DragValue::new(&mut edited.data.seed).range(0..=u64::from(u32::MAX)))
+            .on_hover_text("Same seed, same data, weights and batches (a new model).");
+        ui.label("seed");
+        if ui
+            .button("new seed")
+            .on_hover_text("A random seed from the system: other data, weights and batches.")
+            .clicked()
+            && let Ok(seed) = getrandom::u32()
+        {
+            edited.data.seed = u64::from(seed);
+        }
+    });
     ui.add_enabled_ui(has_classes, |ui| {
         ui.checkbox(&mut edited.model.conditional, "class-conditional")
             .on_hover_text(
-                "Train v_θ(t, x, c) with the data's classes, dropping the label 10% of the time \
-                 so the same network also learns the unconditional field (QR §7.2; a new \
+                "Train v_θ(t, x, c) with the data's classes, dropping the label some of the time \
+                 (label dropout) so the same network also learns the unconditional field (QR §7.2; a new \
                  model). Particles take their class's colour.",
             )
             .on_disabled_hover_text("This dataset has no classes.");
     });
+    if edited.model.conditional && has_classes {
+        ui.add(
+            egui::Slider::new(&mut edited.training.p_drop, 0.0..=0.5)
+                .clamping(egui::SliderClamping::Edits)
+                .text("label dropout"),
+        )
+        .on_hover_text(
+            "The share of training steps whose label is dropped to ∅, so that the same network \
+             learns the unconditional field that guidance extrapolates from (QR §7.2; 0.1 is \
+             usual, 0 leaves guidance without its baseline).",
+        );
+    }
     if edited.training.ot && edited.model.conditional && has_classes {
         ui.colored_label(
             ui.visuals().warn_fg_color,
@@ -241,7 +311,8 @@ fn model_ui(ui: &mut Ui, edited: &mut Settings) {
 }
 
 fn sampling_ui(ui: &mut Ui, edited: &mut Settings) {
-    let conditional = edited.model.conditional && edited.data.dataset.num_classes() > 0;
+    let classes = edited.classes();
+    let conditional = classes > 0;
     let sampling = &mut edited.sampling;
     ui.label(RichText::new("Sampling").strong());
     egui::ComboBox::from_label("solver")
@@ -283,7 +354,31 @@ fn sampling_ui(ui: &mut Ui, edited: &mut Settings) {
             .text("particles"),
     )
     .on_hover_text("Particles integrated from noise (clamped to what the device can draw).");
+    ui.horizontal(|ui| {
+        ui.label("weights:");
+        ui.radio_value(&mut sampling.ema, true, "EMA")
+            .on_hover_text(
+                "Draw and evaluate the exponential moving average of the weights (QR §4.4): \
+             smoother than the raw ones.",
+            );
+        ui.radio_value(&mut sampling.ema, false, "raw")
+            .on_hover_text("Draw and evaluate the optimizer's current weights.");
+    });
     if conditional {
+        let shown = |c: Option<u32>| c.map_or("every class".to_string(), |c| format!("class {c}"));
+        egui::ComboBox::from_label("sample")
+            .selected_text(shown(sampling.class.filter(|&c| c < classes)))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut sampling.class, None, shown(None));
+                for c in 0..classes {
+                    ui.selectable_value(&mut sampling.class, Some(c), shown(Some(c)));
+                }
+            })
+            .response
+            .on_hover_text(
+                "The class the particles are drawn from (as the CLI's --class), or every class \
+                 in turn.",
+            );
         ui.add(
             egui::Slider::new(&mut sampling.cfg_scale, 0.0..=6.0)
                 .clamping(egui::SliderClamping::Edits)

@@ -126,6 +126,16 @@ fn the_controls_ask_to_train_reset_and_edit_settings() {
     h.get_by_label("Reset").click();
     h.run();
     assert_eq!(h.state().commands, vec![Command::Reset]);
+    // Nothing replaced yet: Undo is there, and does nothing.
+    h.state_mut().commands.clear();
+    h.get_by_label("Undo").click();
+    h.run();
+    assert!(h.state().commands.is_empty(), "{:?}", h.state().commands);
+    h.state_mut().app.undo = Some(Box::new(bench().app));
+    h.run();
+    h.get_by_label("Undo").click();
+    h.run();
+    assert_eq!(h.state().commands, vec![Command::Undo]);
     h.get_by_label("VP (cosine)").click();
     h.run();
     let [Command::Settings(edited)] = h.state().commands.as_slice() else {

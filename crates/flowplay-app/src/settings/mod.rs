@@ -123,20 +123,28 @@ pub(crate) struct ModelSettings {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct PathSettings {
     pub(crate) kind: PathKind,
+    /// Rectified flow's σ_min: the noise left at t = 1 (TRELLIS uses 1e-5; 0 is the Quick
+    /// Reference's straight path).
+    pub(crate) rf_sigma_min: f32,
     /// VE's σ_min and σ_max (QR §3.3).
     pub(crate) ve_sigma: [f32; 2],
+    /// VE with EDM's preconditioning of the network (off: the seed's plain VE, which does not
+    /// train at σ_max = 50).
+    pub(crate) ve_precondition: bool,
 }
 
 impl PathSettings {
     /// The path, with the data's scale for VE's EDM preconditioning.
     pub(crate) fn path(&self, data_rms: f32) -> Path {
         match self.kind {
-            PathKind::RectifiedFlow => Path::RECTIFIED_FLOW,
+            PathKind::RectifiedFlow => Path::RectifiedFlow {
+                sigma_min: self.rf_sigma_min,
+            },
             PathKind::VpCosine => Path::VpCosine,
             PathKind::Ve => Path::Ve {
                 sigma_min: self.ve_sigma[0],
                 sigma_max: self.ve_sigma[1],
-                sigma_data: Some(data_rms),
+                sigma_data: self.ve_precondition.then_some(data_rms),
             },
         }
     }
@@ -144,7 +152,13 @@ impl PathSettings {
     /// The name shown on plot marks and round tables (VE with its σ's).
     pub(crate) fn label(&self) -> String {
         match self.kind {
-            PathKind::Ve => format!("VE {}–{}", self.ve_sigma[0], self.ve_sigma[1]),
+            PathKind::Ve if self.ve_precondition => {
+                format!("VE {}–{}", self.ve_sigma[0], self.ve_sigma[1])
+            }
+            PathKind::Ve => format!("plain VE {}–{}", self.ve_sigma[0], self.ve_sigma[1]),
+            PathKind::RectifiedFlow if self.rf_sigma_min > 0.0 => {
+                format!("Rectified flow σ_min {}", self.rf_sigma_min)
+            }
             kind => kind.label().to_string(),
         }
     }
@@ -163,6 +177,9 @@ pub(crate) struct TrainingSettings {
     pub(crate) batch: usize,
     /// Minibatch optimal-transport coupling (OT-CFM).
     pub(crate) ot: bool,
+    /// A conditional model's label dropout: the share of steps that train the unconditional
+    /// field v(x, ∅), which guidance needs (QR §7.2).
+    pub(crate) p_drop: f32,
 }
 
 impl TrainingSettings {
@@ -186,6 +203,10 @@ pub(crate) struct OptimSettings {
     pub(crate) lr: f32,
     /// EMA decay of the weights the particles are drawn with.
     pub(crate) ema: f32,
+    /// Clip the gradient's global norm to this (0: no clipping).
+    pub(crate) clip: f32,
+    /// AdamW's decoupled weight decay.
+    pub(crate) weight_decay: f32,
 }
 
 /// How the particles are integrated and drawn from the model: a change re-integrates them.
@@ -198,6 +219,11 @@ pub(crate) struct SamplingSettings {
     /// Classifier-free guidance scale w (QR §7.2): 1 is plain conditional sampling.
     pub(crate) cfg_scale: f32,
     pub(crate) particles: usize,
+    /// A conditional model's particles: all of this class (as the CLI's `--class`), or `None`:
+    /// every class in turn.
+    pub(crate) class: Option<u32>,
+    /// Draw (and evaluate) the EMA of the weights, or the optimizer's raw weights.
+    pub(crate) ema: bool,
 }
 
 impl SamplingSettings {
@@ -250,17 +276,22 @@ impl Default for Settings {
             training: TrainingSettings {
                 path: PathSettings {
                     kind: PathKind::RectifiedFlow,
+                    rf_sigma_min: 0.0,
                     ve_sigma: [0.01, 50.0],
+                    ve_precondition: true,
                 },
                 logit_normal: true,
                 ln_mean: 0.0,
                 ln_std: 1.0,
                 batch: 256,
                 ot: false,
+                p_drop: 0.1,
             },
             optim: OptimSettings {
                 lr: 2e-3,
                 ema: 0.995,
+                clip: 1.0,
+                weight_decay: 0.0,
             },
             sampling: SamplingSettings {
                 solver: Solver::Euler,
@@ -268,6 +299,8 @@ impl Default for Settings {
                 rescale_t: 1.0,
                 cfg_scale: 1.0,
                 particles: 2000,
+                class: None,
+                ema: true,
             },
             view: ViewSettings {
                 layers: LayerSet::default(),
@@ -316,15 +349,22 @@ impl Settings {
             batch: self.training.batch,
             optimizer: AdamWConfig {
                 lr: self.optim.lr,
+                weight_decay: self.optim.weight_decay,
                 ..AdamWConfig::default()
             },
             lr_schedule: LrSchedule::Constant,
+            clip_norm: (self.optim.clip > 0.0).then_some(self.optim.clip),
+            p_drop: self.training.p_drop,
             ema_decay: self.optim.ema,
             steps: u64::MAX,
             seed: self.data.seed,
             pool_size: POOL_SIZE,
-            ..TrainConfig::default()
         }
+    }
+
+    /// The class every particle is drawn from, when one is chosen and the model has it.
+    pub(crate) fn sample_class(&self) -> Option<u32> {
+        self.sampling.class.filter(|&c| c < self.classes())
     }
 
     /// Classes of a conditional network (0: unconditional).
@@ -355,6 +395,59 @@ impl Settings {
             return Some(Change::Particles);
         }
         (self.view != other.view).then_some(Change::Redraw)
+    }
+
+    /// What a new model from `self` to `other` changes, in words ("dataset moons → spirals,
+    /// seed 0 → 7"), or "the same settings, new weights" for a reset.
+    pub(crate) fn model_change(&self, other: &Self) -> String {
+        let mut parts = Vec::new();
+        let mut note = |name: &str, a: String, b: String| {
+            if a != b {
+                parts.push(format!("{name} {a} → {b}"));
+            }
+        };
+        note(
+            "dataset",
+            self.data.dataset.name().into(),
+            other.data.dataset.name().into(),
+        );
+        note(
+            "source",
+            self.data.source.name().into(),
+            other.data.source.name().into(),
+        );
+        note(
+            "seed",
+            self.data.seed.to_string(),
+            other.data.seed.to_string(),
+        );
+        note(
+            "width",
+            self.model.hidden.to_string(),
+            other.model.hidden.to_string(),
+        );
+        note(
+            "depth",
+            self.model.depth.to_string(),
+            other.model.depth.to_string(),
+        );
+        let t = |s: &Self| if s.model.t_times_1000 { "t·1000" } else { "t" }.to_string();
+        note("time input", t(self), t(other));
+        note(
+            "classes",
+            self.classes().to_string(),
+            other.classes().to_string(),
+        );
+        note(
+            "compute",
+            self.compute.key().into(),
+            other.compute.key().into(),
+        );
+        if parts.is_empty() {
+            "the same settings, new weights".to_string()
+        } else {
+            parts.join(", ")
+        }
     }
 
     /// Whether the particles must be re-integrated: new sampling settings, another path, or

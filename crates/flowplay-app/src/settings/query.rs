@@ -196,6 +196,30 @@ const TRAINING_KEYS: &[Key<TrainingSettings>] = &[
             Ok(())
         },
     },
+    Key {
+        name: "rf_sigma_min",
+        write: Some(|t| t.path.rf_sigma_min.to_string()),
+        read: |t, key, value| {
+            t.path.rf_sigma_min = number(key, value, 0.0, 0.5)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "precondition",
+        write: Some(|t| on(t.path.ve_precondition)),
+        read: |t, key, value| {
+            t.path.ve_precondition = flag(key, value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "p_drop",
+        write: Some(|t| t.p_drop.to_string()),
+        read: |t, key, value| {
+            t.p_drop = number(key, value, 0.0, 0.95)?;
+            Ok(())
+        },
+    },
 ];
 
 const OPTIM_KEYS: &[Key<OptimSettings>] = &[
@@ -215,9 +239,48 @@ const OPTIM_KEYS: &[Key<OptimSettings>] = &[
             Ok(())
         },
     },
+    Key {
+        name: "clip",
+        write: Some(|o| o.clip.to_string()),
+        read: |o, key, value| {
+            o.clip = number(key, value, 0.0, 1000.0)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "wd",
+        write: Some(|o| o.weight_decay.to_string()),
+        read: |o, key, value| {
+            o.weight_decay = number(key, value, 0.0, 1.0)?;
+            Ok(())
+        },
+    },
 ];
 
 const SAMPLING_KEYS: &[Key<SamplingSettings>] = &[
+    Key {
+        name: "class",
+        write: Some(|s| s.class.map_or("all".to_string(), |c| c.to_string())),
+        read: |s, key, value| {
+            s.class = match value {
+                "all" | "" => None,
+                _ => Some(number(key, value, 0, 1023)?),
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "weights",
+        write: Some(|s| if s.ema { "ema" } else { "raw" }.to_string()),
+        read: |s, key, value| {
+            s.ema = match value {
+                "ema" => true,
+                "raw" => false,
+                _ => return Err(format!("{key}={value} (ema or raw)")),
+            };
+            Ok(())
+        },
+    },
     Key {
         name: "solver",
         write: Some(|s| s.solver.name().to_string()),
@@ -431,17 +494,22 @@ mod tests {
             training: TrainingSettings {
                 path: super::super::PathSettings {
                     kind: PathKind::Ve,
+                    rf_sigma_min: 1e-5,
                     ve_sigma: [0.02, 20.0],
+                    ve_precondition: false,
                 },
                 logit_normal: false,
                 ln_mean: 0.5,
                 ln_std: 0.7,
                 batch: 333,
                 ot: true,
+                p_drop: 0.25,
             },
             optim: OptimSettings {
                 lr: 3e-4,
                 ema: 0.99,
+                clip: 0.0,
+                weight_decay: 0.01,
             },
             sampling: SamplingSettings {
                 solver: Solver::Rk4,
@@ -449,6 +517,8 @@ mod tests {
                 rescale_t: 3.0,
                 cfg_scale: 2.5,
                 particles: 12345,
+                class: Some(2),
+                ema: false,
             },
             view: ViewSettings {
                 layers,
