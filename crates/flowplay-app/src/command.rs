@@ -2,6 +2,7 @@
 //! `PlaygroundApp::apply` is the one place that acts on them.
 
 use crate::canvas::View;
+use crate::files::Purpose;
 use crate::layers::LayerId;
 use crate::settings::Settings;
 
@@ -10,6 +11,17 @@ use crate::settings::Settings;
 pub(crate) enum Direction {
     Back,
     On,
+}
+
+/// A result to save.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Export {
+    /// The model as safetensors with the Quick Reference's PyTorch names: raw or EMA weights.
+    Weights { ema: bool },
+    /// The particles' end points at t = 1, as CSV (`x,y[,label]`).
+    Samples,
+    /// Every particle's path and predicted end points, as CSV.
+    Trajectories,
 }
 
 /// One request from the UI.
@@ -22,6 +34,12 @@ pub(crate) enum Command {
     Reset,
     /// Swap back to the model that the last new model replaced (and again, forward).
     Undo,
+    /// Open a file: points to train on, or weights to flow from.
+    Open(Purpose),
+    /// Save a result (a dialog natively, a download on the web).
+    Export(Export),
+    /// Put a link with every setting on the clipboard.
+    CopyLink,
     /// Start or pause training.
     ToggleTraining,
     /// End the current reflow round and train the next on the model's coupling (QR §7.1).

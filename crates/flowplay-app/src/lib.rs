@@ -13,6 +13,7 @@ mod canvas;
 mod command;
 mod engine;
 mod error;
+mod files;
 mod layers;
 mod paint;
 mod panels;

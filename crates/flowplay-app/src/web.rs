@@ -101,6 +101,23 @@ pub(crate) fn read_hash() -> Option<String> {
     None
 }
 
+/// A link to the playground with `query` as its settings: the page's address with the settings
+/// as its hash on the web; natively the command line that opens the same settings.
+pub(crate) fn link(query: &str) -> String {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let base = web_sys::window()
+            .and_then(|w| {
+                let l = w.location();
+                Some(format!("{}{}", l.origin().ok()?, l.pathname().ok()?))
+            })
+            .unwrap_or_default();
+        format!("{base}#{query}")
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    format!("flowplay-app '{query}'")
+}
+
 /// Replaces the URL hash without adding a history entry (web; nothing natively).
 pub(crate) fn write_hash(query: &str) {
     #[cfg(target_arch = "wasm32")]
@@ -109,7 +126,7 @@ pub(crate) fn write_hash(query: &str) {
     {
         // A failure only leaves the old address; the settings themselves are applied.
         let _ = history.replace_state_with_url(
-            &eframe::wasm_bindgen::JsValue::NULL,
+            &wasm_bindgen::JsValue::NULL,
             "",
             Some(&format!("#{query}")),
         );

@@ -1,12 +1,11 @@
 //! `flowplay sample`.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use flowplay_core::data::{Points, points_to_csv};
 use flowplay_core::flow::{DataSource, SampleRequest};
-use flowplay_core::sampler::{Record, SamplerConfig, Trajectories};
+use flowplay_core::sampler::{Record, SamplerConfig};
 use flowplay_gpu::GpuSampler;
 
 use crate::backend::BackendArg;
@@ -132,7 +131,10 @@ pub(crate) fn run(args: &SampleArgs) -> Result<()> {
     }
     let points = Points::with_labels(out.x, labels)?;
     if let Some(path) = &args.trajectories {
-        output::write_file(path, trajectories_csv(&out.trajectories).as_bytes())?;
+        output::write_file(
+            path,
+            flowplay_core::sampler::trajectories_to_csv(&out.trajectories).as_bytes(),
+        )?;
     }
     output::write_file(&args.out, points_to_csv(&points).as_bytes())?;
     println!(
@@ -144,26 +146,4 @@ pub(crate) fn run(args: &SampleArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// `particle,step,t,x,y,x_hat,y_hat`: one row per particle and grid node; x̂ is the data point
-/// the velocity at that node predicts (at the last node, the sample itself).
-fn trajectories_csv(traj: &Trajectories) -> String {
-    let frames = traj.frames();
-    let n = traj.positions.len() / frames.max(1);
-    let mut out = String::with_capacity(n * frames * 48 + 32);
-    out.push_str("particle,step,t,x,y,x_hat,y_hat\n");
-    for i in 0..n {
-        let positions = traj.positions_of(i);
-        let endpoints = traj.endpoints_of(i);
-        for (f, p) in positions.iter().enumerate() {
-            let e = endpoints.get(f).unwrap_or(p);
-            let _ = writeln!(
-                out,
-                "{i},{f},{},{},{},{},{}",
-                traj.times[f], p[0], p[1], e[0], e[1]
-            );
-        }
-    }
-    out
 }

@@ -771,6 +771,30 @@ pub fn trellis_euler_sample(
     out
 }
 
+/// `particle,step,t,x,y,x_hat,y_hat`: one row per particle and grid node; x̂ is the data point
+/// the velocity at that node predicts (at the last node, the sample itself; the position where
+/// endpoints were not recorded). The CLI's `sample --trajectories` and the app's export.
+pub fn trajectories_to_csv(traj: &Trajectories) -> String {
+    use std::fmt::Write as _;
+    let frames = traj.frames();
+    let n = traj.positions.len() / frames.max(1);
+    let mut out = String::with_capacity(n * frames * 48 + 32);
+    out.push_str("particle,step,t,x,y,x_hat,y_hat\n");
+    for i in 0..n {
+        let positions = traj.positions_of(i);
+        let endpoints = traj.endpoints_of(i);
+        for (f, p) in positions.iter().enumerate() {
+            let e = endpoints.get(f).unwrap_or(p);
+            let _ = writeln!(
+                out,
+                "{i},{f},{},{},{},{},{}",
+                traj.times[f], p[0], p[1], e[0], e[1]
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

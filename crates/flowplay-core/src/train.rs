@@ -528,6 +528,32 @@ impl CpuTrainer {
         &self.config
     }
 
+    /// Switches the data (and source) the network trains on, keeping the weights, optimizer
+    /// state and step count (the flow morphs from the old data to the new): `data`/`source` are
+    /// the user's points for custom sources; built-in ones are drawn from the seed. A reflow
+    /// coupling in use is dropped: it was built for the old data. As the GPU trainer's
+    /// `set_dataset`.
+    pub fn set_dataset(
+        &mut self,
+        dataset: DataSource,
+        source: DataSource,
+        data: Option<Points>,
+        source_points: Option<Points>,
+    ) -> Result<(), Error> {
+        let config = TrainConfig {
+            dataset,
+            source,
+            ..self.config.clone()
+        };
+        let (data, source_pool) = resolve_pools(&config, data, source_points)?;
+        check_pools(&config, &data, source_pool.as_ref())?;
+        self.data = data;
+        self.source = source_pool;
+        self.pairs = None;
+        self.config = config;
+        Ok(())
+    }
+
     /// Changes settings that do not change the network's shape: path, time sampling, batch,
     /// optimizer, schedule, clipping, EMA, coupling, label dropout. The weights, optimizer state
     /// and step count are kept. A different network shape or dataset needs a new trainer.

@@ -22,6 +22,24 @@ impl PlaygroundApp {
             Command::Settings(edited) => self.apply_settings(*edited),
             Command::Reset => self.rebuild(self.settings.clone()),
             Command::Undo => self.undo(),
+            Command::Open(purpose) => crate::files::open(purpose, &self.files.inbox),
+            Command::Export(export) => {
+                self.files.exporting = Some(export);
+                self.continue_export();
+            }
+            Command::CopyLink => {
+                let link = crate::web::link(&self.settings.to_query());
+                let custom = self.settings.data.custom.is_some();
+                self.notices.error = Some(format!(
+                    "Copied a link with every setting: {link}{}",
+                    if custom {
+                        " (a link cannot carry your own points: it opens the built-in dataset)"
+                    } else {
+                        ""
+                    }
+                ));
+                self.files.copy = Some(link);
+            }
             Command::ToggleTraining => self.training = !self.training,
             Command::StartReflow => self.start_reflow(),
             Command::Compare(round) => {
@@ -140,6 +158,8 @@ impl PlaygroundApp {
         }
         // One level: the model before the replaced one is let go.
         replaced.undo = None;
+        // Files still coming in belong to the app as it is now.
+        self.files = std::mem::take(&mut replaced.files);
         self.undo = Some(Box::new(replaced));
     }
 
@@ -161,6 +181,7 @@ impl PlaygroundApp {
             self.engine.steps_done()
         ));
         current.undo = None;
+        self.files = std::mem::take(&mut current.files);
         self.undo = Some(Box::new(current));
         self.flow.stale = true;
     }

@@ -3,6 +3,9 @@
 //! (`crate::panels`) and the canvas read the state and return [`Command`]s.
 
 pub(crate) mod apply;
+mod io;
+#[cfg(test)]
+mod io_tests;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -13,8 +16,8 @@ use egui::Ui;
 use web_time::Duration;
 
 pub(crate) use state::{
-    CanvasState, Curves, DataView, DeviceInfo, Edits, EvalSchedule, FlowRefresh, FrameStats,
-    GpuHandle, LayerState, Notices, Player, PlotMark, Rounds, rate,
+    CanvasState, Curves, DataView, DeviceInfo, Edits, EvalSchedule, FileState, FlowRefresh,
+    FrameStats, GpuHandle, LayerState, Notices, Player, PlotMark, Rounds, rate,
 };
 
 use crate::canvas::{self, View};
@@ -50,6 +53,7 @@ pub struct PlaygroundApp {
     /// The model (with its curves, rounds and views) that the last new model replaced: one
     /// Undo away.
     pub(crate) undo: Option<Box<PlaygroundApp>>,
+    pub(crate) files: FileState,
 }
 
 impl PlaygroundApp {
@@ -199,6 +203,7 @@ impl PlaygroundApp {
             edits: Edits::default(),
             layers: LayerState::default(),
             undo: None,
+            files: FileState::default(),
         }
     }
 
@@ -217,16 +222,14 @@ impl PlaygroundApp {
             .collect();
         let held_out = settings
             .data
-            .dataset
-            .sample(EVAL_POINTS, settings.data.seed ^ 0x4E1D_u64)
-            .xy;
+            .held_out(EVAL_POINTS, settings.data.seed ^ 0x4E1D_u64);
         DataView { shown, held_out }
     }
 
     /// The engine `settings` ask for: the GPU unless there is none or the user chose the CPU.
     fn make_engine(settings: &Settings, gpu: Option<&GpuHandle>) -> AppResult<Engine> {
         // Drawn once; the data scale (VE's σ_data) comes from the pool, as when the path is switched.
-        let pool = settings.data.dataset.sample(POOL_SIZE, settings.data.seed);
+        let pool = settings.data.pool(POOL_SIZE);
         let config = settings.train_config(pool.rms());
         let gpu = gpu.filter(|gpu| match settings.compute {
             Compute::Auto => !gpu.software,
@@ -344,6 +347,9 @@ impl PlaygroundApp {
             }
         }
         self.follow_hash();
+        crate::files::take_dropped(ui.ctx(), &self.files.inbox);
+        self.receive_files();
+        self.continue_export();
         self.work(ui.input(|i| i.stable_dt));
         self.update_views(ui.ctx());
 
@@ -357,6 +363,8 @@ impl PlaygroundApp {
                     panels::layers::ui(ui, self, &mut commands);
                     ui.separator();
                     panels::reflow::ui(ui, self, &mut commands);
+                    ui.separator();
+                    panels::files::ui(ui, self, &mut commands);
                     panels::notices::ui(ui, self);
                 });
             });
@@ -372,6 +380,9 @@ impl PlaygroundApp {
         for command in commands {
             self.apply(command);
         }
+        if let Some(link) = self.files.copy.take() {
+            ui.ctx().copy_text(link);
+        }
         self.write_hash_when_settled();
         web::publish(ui.ctx(), &self.status());
         // Frames while anything moves or the GPU has work to report; otherwise a few a second,
@@ -382,6 +393,7 @@ impl PlaygroundApp {
             || !self.flow.finished_on_device()
             || self.engine.busy()
             || self.edits.deferred.is_some()
+            || self.files.exporting.is_some()
         {
             ui.ctx().request_repaint();
         } else {

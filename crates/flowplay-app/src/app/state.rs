@@ -257,6 +257,17 @@ pub(crate) struct Edits {
     pub(crate) hash: Option<String>,
 }
 
+/// Files coming in and results going out.
+#[derive(Clone, Default)]
+pub(crate) struct FileState {
+    /// Opened and dropped files not yet handled.
+    pub(crate) inbox: crate::files::Inbox,
+    /// A result waiting for the GPU's weights to come back.
+    pub(crate) exporting: Option<crate::command::Export>,
+    /// A link to put on the clipboard this frame.
+    pub(crate) copy: Option<String>,
+}
+
 /// The particle the stages layer takes apart, and how far.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Inspected {

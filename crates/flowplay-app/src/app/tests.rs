@@ -13,7 +13,7 @@ use crate::engine::{CPU_MAX_PARTICLES, Flow, particle_record};
 use crate::layers::LayerId;
 use crate::settings::PathKind;
 
-fn small() -> Settings {
+pub(super) fn small() -> Settings {
     let mut s = Settings::default();
     s.model.hidden = 32;
     s.training.batch = 64;
@@ -23,7 +23,7 @@ fn small() -> Settings {
     s
 }
 
-fn no_device() -> DeviceInfo {
+pub(super) fn no_device() -> DeviceInfo {
     DeviceInfo {
         gpu: None,
         adapter: "none".into(),
@@ -31,7 +31,7 @@ fn no_device() -> DeviceInfo {
     }
 }
 
-fn app(settings: Settings) -> PlaygroundApp {
+pub(super) fn app(settings: Settings) -> PlaygroundApp {
     PlaygroundApp::build(settings, no_device())
 }
 
@@ -488,7 +488,7 @@ fn a_data_to_data_model_has_no_likelihood() {
 }
 
 /// Runs frames of `app`'s loop logic (no UI) until `done` or 60 s.
-fn run_until(app: &mut PlaygroundApp, mut done: impl FnMut(&PlaygroundApp) -> bool) {
+pub(super) fn run_until(app: &mut PlaygroundApp, mut done: impl FnMut(&PlaygroundApp) -> bool) {
     let started = Instant::now();
     while !done(app) {
         assert!(
@@ -546,7 +546,7 @@ fn reflow_starts_the_next_round_and_keeps_the_last_to_compare() {
 
 /// A headless device (llvmpipe in CI) as the app gets one, treated as a hardware GPU (its
 /// views at full size); `None` where there is none and none is required.
-fn headless_gpu() -> Option<DeviceInfo> {
+pub(super) fn headless_gpu() -> Option<DeviceInfo> {
     let gpu = match flowplay_gpu::GpuContext::new_blocking() {
         Ok(gpu) => gpu,
         Err(e) => {

@@ -8,7 +8,7 @@
 //! picked up on later frames.
 
 use flowplay_core::data::Points;
-use flowplay_core::flow::{SampleRequest, draw_source};
+use flowplay_core::flow::{DataSource, FlowModel, SampleRequest, draw_source};
 use flowplay_core::metrics::{straightness, wasserstein2};
 use flowplay_core::sampler::{Record, SamplerConfig, Trajectories};
 use flowplay_core::train::{CouplingPool, CpuTrainer, TrainConfig, reflow_sources};
@@ -172,6 +172,8 @@ pub(crate) struct GpuEngine {
     drawn_version: u64,
     /// The divergence guard and the checkpoints of good weights.
     watch: watch::Watch,
+    /// Weights on their way back for an export (raw or EMA).
+    pending_weights: Option<(PendingRead, bool)>,
 }
 
 /// The CPU reference.
@@ -181,7 +183,7 @@ pub(crate) struct CpuEngine {
     eval_x0: Vec<[f32; 2]>,
     finished_eval: Option<(u64, SampleOutputParts)>,
     /// The weights the current drawing was integrated with, for the layers' views.
-    drawn: Option<flowplay_core::flow::FlowModel>,
+    drawn: Option<FlowModel>,
     drawn_version: u64,
     views: views::CpuViews,
     /// The divergence guard and the checkpoints of good weights.
@@ -401,6 +403,7 @@ impl Engine {
             refreshing: [None; 2],
             slices,
             watch: watch::Watch::default(),
+            pending_weights: None,
         })))
     }
 
@@ -941,6 +944,68 @@ impl Engine {
                 c.trainer
                     .start_reflow_round(pairs, sampler, true, steps)
                     .map_err(AppError::from)
+            }
+        }
+    }
+
+    /// Trains on `points` from now on (the user's own data), keeping the weights, the optimizer
+    /// and the step count: the flow morphs to the new data. A reflow coupling is dropped.
+    pub(crate) fn set_data(&mut self, dataset: DataSource, points: Points) -> AppResult<()> {
+        let source = self.config().source.clone();
+        match self {
+            Self::Gpu(g) => g
+                .trainer
+                .set_dataset(dataset, source, Some(points), None)
+                .map_err(AppError::from)?,
+            Self::Cpu(c) => c
+                .trainer
+                .set_dataset(dataset, source, Some(points), None)
+                .map_err(AppError::from)?,
+        }
+        // The new data has its own loss level.
+        self.watch_mut().new_level();
+        Ok(())
+    }
+
+    /// Replaces the weights (raw and EMA) with `params`, e.g. imported ones; checkpoints of the
+    /// old weights are let go.
+    pub(crate) fn set_params(&mut self, params: &[f32]) -> AppResult<()> {
+        match self {
+            Self::Gpu(g) => g.trainer.set_params(params).map_err(AppError::from)?,
+            Self::Cpu(c) => c.trainer.set_params(params).map_err(AppError::from)?,
+        }
+        self.watch_mut().reset();
+        Ok(())
+    }
+
+    /// The current model with its raw or EMA weights, without blocking: the CPU's at once; the
+    /// GPU's are read back, so the first call starts the read and returns `None`, and a later
+    /// frame's call returns them (on native and on the web alike).
+    pub(crate) fn fetch_model(&mut self, ema: bool) -> AppResult<Option<FlowModel>> {
+        match self {
+            Self::Cpu(c) => Ok(Some(c.trainer.model(ema))),
+            Self::Gpu(g) => {
+                if let Some((read, for_ema)) = &g.pending_weights
+                    && *for_ema == ema
+                {
+                    let Some(bytes) = read.try_take(&g.device) else {
+                        return Ok(None);
+                    };
+                    g.pending_weights = None;
+                    let params: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes?);
+                    let model = FlowModel::new(g.trainer.config().model_spec(), params)
+                        .map_err(AppError::from)?;
+                    return Ok(Some(model));
+                }
+                let encoder = g.new_encoder("app::read_weights");
+                let buffer = if ema {
+                    g.trainer.ema_buffer()
+                } else {
+                    g.trainer.params_buffer()
+                };
+                let read = g.submit_read(encoder, buffer, g.param_bytes());
+                g.pending_weights = Some((read, ema));
+                Ok(None)
             }
         }
     }

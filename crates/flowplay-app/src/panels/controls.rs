@@ -101,11 +101,23 @@ fn data_ui(ui: &mut Ui, edited: &mut Settings) {
     let data = &mut edited.data;
     ui.label(RichText::new("Data").strong());
     egui::ComboBox::from_label("dataset")
-        .selected_text(data.dataset.name())
+        .selected_text(data.name())
         .show_ui(ui, |ui| {
+            if let Some(custom) = &data.custom {
+                let _ = ui
+                    .selectable_label(true, &custom.name)
+                    .on_hover_text(format!("Your {} points (imported).", custom.points.len()));
+            }
             for dataset in Dataset::ALL.into_iter().filter(|d| *d != Dataset::Normal) {
-                ui.selectable_value(&mut data.dataset, dataset, dataset.name())
-                    .on_hover_text(dataset.description());
+                let chosen = data.custom.is_none() && data.dataset == dataset;
+                if ui
+                    .selectable_label(chosen, dataset.name())
+                    .on_hover_text(dataset.description())
+                    .clicked()
+                {
+                    data.dataset = dataset;
+                    data.custom = None;
+                }
             }
         })
         .response
@@ -195,7 +207,7 @@ fn path_ui(ui: &mut Ui, edited: &mut Settings) {
 
 fn model_ui(ui: &mut Ui, edited: &mut Settings) {
     ui.label(RichText::new("Model and optimizer").strong());
-    let has_classes = edited.data.dataset.num_classes() > 0;
+    let has_classes = edited.data.num_classes() > 0;
     let model = &mut edited.model;
     egui::ComboBox::from_label("width")
         .selected_text(model.hidden.to_string())

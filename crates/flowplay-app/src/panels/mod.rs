@@ -3,6 +3,7 @@
 //! structure). Nothing here changes the state; `PlaygroundApp::apply` does.
 
 pub(crate) mod controls;
+pub(crate) mod files;
 pub(crate) mod layers;
 pub(crate) mod notices;
 pub(crate) mod player;

@@ -7,7 +7,7 @@
 
 mod query;
 
-use flowplay_core::data::Dataset;
+use flowplay_core::data::{Dataset, Points};
 use flowplay_core::flow::DataSource;
 use flowplay_core::mlp::MlpConfig;
 use flowplay_core::optim::AdamWConfig;
@@ -95,11 +95,28 @@ pub(crate) const OT_BLOCK: usize = 256;
 /// Points in the data pool the playground trains on.
 pub(crate) const POOL_SIZE: usize = 1 << 14;
 
+/// The user's own points (an imported CSV), standing in for the built-in dataset.
+#[derive(Clone, Debug)]
+pub(crate) struct CustomData {
+    /// Where they came from (the file's name).
+    pub(crate) name: String,
+    pub(crate) points: std::sync::Arc<Points>,
+}
+
+impl PartialEq for CustomData {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.points, &other.points)
+            || (self.name == other.name && self.points == other.points)
+    }
+}
+
 /// What the flow is trained on: a change starts a new model.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DataSettings {
-    /// The data distribution p₁.
+    /// The data distribution p₁ (unless `custom` points stand in for it).
     pub(crate) dataset: Dataset,
+    /// The user's own points, trained on instead of `dataset`. A link cannot carry them.
+    pub(crate) custom: Option<CustomData>,
     /// The source distribution p₀: `Normal`, or another dataset (flows between datasets).
     pub(crate) source: Dataset,
     /// Same seed, same data, weights and batches.
@@ -113,6 +130,8 @@ pub(crate) struct ModelSettings {
     pub(crate) hidden: usize,
     /// Hidden layers of the MLP.
     pub(crate) depth: usize,
+    /// Size of the sinusoidal time embedding (64; weights imported from elsewhere may differ).
+    pub(crate) t_dim: usize,
     /// Feed t·1000 to the time embedding (the TRELLIS convention) instead of t.
     pub(crate) t_times_1000: bool,
     /// Train a class-conditional network (datasets with classes), sampled with guidance.
@@ -131,6 +150,55 @@ pub(crate) struct PathSettings {
     /// VE with EDM's preconditioning of the network (off: the seed's plain VE, which does not
     /// train at σ_max = 50).
     pub(crate) ve_precondition: bool,
+}
+
+impl DataSettings {
+    /// The data as the core names it.
+    pub(crate) fn source_of_data(&self) -> DataSource {
+        match &self.custom {
+            Some(c) => DataSource::Custom {
+                name: c.name.clone(),
+            },
+            None => DataSource::Builtin(self.dataset),
+        }
+    }
+
+    /// Classes of the data (0: unlabelled).
+    pub(crate) fn num_classes(&self) -> u32 {
+        match &self.custom {
+            Some(c) => c.points.num_classes,
+            None => self.dataset.num_classes(),
+        }
+    }
+
+    /// The name shown ("moons", or the file's).
+    pub(crate) fn name(&self) -> String {
+        match &self.custom {
+            Some(c) => c.name.clone(),
+            None => self.dataset.name().to_string(),
+        }
+    }
+
+    /// The training pool: the user's points, or `n` drawn from the built-in dataset.
+    pub(crate) fn pool(&self, n: usize) -> Points {
+        match &self.custom {
+            Some(c) => (*c.points).clone(),
+            None => self.dataset.sample(n, self.seed),
+        }
+    }
+
+    /// `n` held-out points to measure against: a fresh draw, or the user's points resampled.
+    pub(crate) fn held_out(&self, n: usize, seed: u64) -> Vec<[f32; 2]> {
+        match &self.custom {
+            Some(c) => {
+                let mut rng = flowplay_core::rng::Rng::with_domain(seed, "held-out");
+                (0..n)
+                    .map(|_| c.points.xy[rng.below(c.points.len())])
+                    .collect()
+            }
+            None => self.dataset.sample(n, seed).xy,
+        }
+    }
 }
 
 impl PathSettings {
@@ -264,12 +332,14 @@ impl Default for Settings {
         Self {
             data: DataSettings {
                 dataset: Dataset::Moons,
+                custom: None,
                 source: Dataset::Normal,
                 seed: 0,
             },
             model: ModelSettings {
                 hidden: 128,
                 depth: 2,
+                t_dim: 64,
                 t_times_1000: false,
                 conditional: false,
             },
@@ -330,14 +400,14 @@ impl Settings {
     /// The training configuration these settings describe.
     pub(crate) fn train_config(&self, data_rms: f32) -> TrainConfig {
         TrainConfig {
-            dataset: DataSource::Builtin(self.data.dataset),
+            dataset: self.data.source_of_data(),
             source: DataSource::Builtin(self.data.source),
             path: self.training.path.path(data_rms),
             time_sampling: self.training.time_sampling(),
             mlp: MlpConfig {
                 hidden: self.model.hidden,
                 depth: self.model.depth,
-                t_dim: 64,
+                t_dim: self.model.t_dim,
                 t_scale: if self.model.t_times_1000 { 1000.0 } else { 1.0 },
                 num_classes: self.classes(),
             },
@@ -370,7 +440,7 @@ impl Settings {
     /// Classes of a conditional network (0: unconditional).
     pub(crate) fn classes(&self) -> u32 {
         if self.model.conditional {
-            self.data.dataset.num_classes()
+            self.data.num_classes()
         } else {
             0
         }

@@ -50,11 +50,17 @@ const DATA_KEYS: &[Key<DataSettings>] = &[
         name: "dataset",
         write: Some(|d| d.dataset.name().to_string()),
         read: |d, key, value| {
-            d.dataset = value
+            let dataset = value
                 .parse::<Dataset>()
                 .ok()
                 .filter(|d| *d != Dataset::Normal)
                 .ok_or_else(|| format!("{key}={value} (an unknown dataset)"))?;
+            // A link names a built-in dataset; the user's own points stay only when it names
+            // the one they replaced (the page's own address after an import).
+            if dataset != d.dataset {
+                d.custom = None;
+            }
+            d.dataset = dataset;
             Ok(())
         },
     },
@@ -92,6 +98,18 @@ const MODEL_KEYS: &[Key<ModelSettings>] = &[
         write: Some(|m| m.depth.to_string()),
         read: |m, key, value| {
             m.depth = number(key, value, 1, 6)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "tdim",
+        write: Some(|m| m.t_dim.to_string()),
+        read: |m, key, value| {
+            let t_dim = number(key, value, 2, 1024)?;
+            if t_dim % 2 == 1 {
+                return Err(format!("{key}={value} (an even number)"));
+            }
+            m.t_dim = t_dim;
             Ok(())
         },
     },
@@ -482,12 +500,14 @@ mod tests {
         let settings = Settings {
             data: DataSettings {
                 dataset: Dataset::Spirals,
+                custom: None,
                 source: Dataset::Circles,
                 seed: 7,
             },
             model: ModelSettings {
                 hidden: 64,
                 depth: 3,
+                t_dim: 32,
                 t_times_1000: true,
                 conditional: true,
             },
