@@ -146,6 +146,8 @@ function schemaProblems(s) {
     eval_secs: (v) => v === null || isNum(v),
     notice: (v) => v === null || typeof v === 'string',
     layers: (v) => Array.isArray(v) && v.every((l) => typeof l === 'string'),
+    data: (v) => typeof v === 'string',
+    data_points: isInt,
   };
   for (const [k, ok] of Object.entries(want)) {
     if (!(k in s)) p.push(`missing key "${k}"`);
@@ -426,6 +428,90 @@ async function layersRun(page, url, fig, timeoutMs, { logp = true } = {}) {
   await layersDrawn(page, fig, 'stages', ['stages', 'particles'], timeoutMs);
 }
 
+/** Drops a file on the canvas, as a user dragging it from the desktop would. */
+async function dropFile(page, name, bytes, type) {
+  log(`drop ${name} (${bytes.length} bytes) on the canvas`);
+  await page.evaluate(({ name, data, type }) => {
+    const file = new File([new Uint8Array(data)], name, { type });
+    const dt = new DataTransfer();
+    dt.items.add(file);
+    const canvas = document.querySelector('canvas');
+    for (const kind of ['dragenter', 'dragover', 'drop']) {
+      canvas.dispatchEvent(new DragEvent(kind, { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }
+  }, { name, data: Array.from(bytes), type });
+}
+
+/** The header of a safetensors file: its JSON, checked against the file's length. */
+function safetensorsHeader(bytes) {
+  check(bytes.length >= 8, `the downloaded weights have ${bytes.length} bytes`);
+  const n = Number(bytes.readBigUInt64LE(0));
+  check(8 + n <= bytes.length, `the header claims ${n} bytes of ${bytes.length}`);
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  let end = 0;
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    end = Math.max(end, info.data_offsets[1]);
+  }
+  check(8 + n + end === bytes.length, `the tensors end at ${8 + n + end}, the file at ${bytes.length}`);
+  return header;
+}
+
+/**
+ * Your data in, your results out: a shared link opens with its settings; a CSV with a junk line
+ * is refused with its line named and the run kept; a good CSV becomes the data with the weights
+ * carried on; Ctrl+S downloads the weights, which read back as safetensors with the Quick
+ * Reference's names and the model's settings, and load again when dropped.
+ */
+async function filesRun(page, url, fig) {
+  const shared = 'dataset=spirals&width=64&solver=heun&train=1';
+  await page.goto('about:blank', { timeout: ms(60_000) });
+  await page.goto(`${url}#${shared}`, { waitUntil: 'load', timeout: ms(60_000) });
+  let s = await waitForStatus(page, (x) => x.data === 'spirals' && x.step > 20 &&
+    x.settings.includes('width=64') && x.settings.includes('solver=heun'), ms(120_000),
+    'the shared link\'s settings (spirals, width 64, heun) and 20 steps');
+  fig.files = { shared_link: s.settings };
+  const before = s.step;
+
+  await dropFile(page, 'mine.csv', Buffer.from('x,y\n0.1,0.2\n0.3,oops\n'), 'text/csv');
+  s = await waitForStatus(page, (x) => (x.notice ?? '').includes('mine.csv, line 3'), ms(30_000),
+    'the junk line named in a notice');
+  check(s.data === 'spirals' && s.step >= before, `the run was not kept: ${short(s)}`);
+  fig.files.junk_notice = s.notice.split('\n')[0];
+
+  let ring = 'x,y\n';
+  for (let i = 0; i < 400; i++) ring += `${(1.5 * Math.cos(i * 0.37)).toFixed(4)},${(1.5 * Math.sin(i * 0.37)).toFixed(4)}\n`;
+  const atDrop = (await currentStatus(page)).step;
+  await dropFile(page, 'ring.csv', Buffer.from(ring), 'text/csv');
+  s = await waitForStatus(page, (x) => x.data === 'ring.csv' && x.data_points === 400, ms(30_000),
+    'ring.csv (400 points) as the data');
+  check(s.step >= atDrop, `the weights did not carry on: step ${atDrop} -> ${s.step}`);
+  fig.files.imported = { data: s.data, points: s.data_points, step: s.step };
+  fig.screens.imported = await screenshot(page, `${fig.mode}-imported-csv`);
+
+  await setHash(page, 'train=0');
+  await waitForStatus(page, (x) => x.training === false, ms(30_000), 'paused');
+  await page.locator('canvas').focus();
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: ms(60_000) }),
+    page.keyboard.press('Control+KeyS'),
+  ]);
+  const name = download.suggestedFilename();
+  const bytes = readFileSync(await download.path());
+  const header = safetensorsHeader(bytes);
+  const spec = JSON.parse(header.__metadata__?.flowplay ?? 'null');
+  check(name.startsWith('flowplay-ring.csv-step') && name.endsWith('.safetensors'), `download named ${name}`);
+  check(['net.0.weight', 't_embed.1.weight'].every((k) => k in header), `tensors: ${Object.keys(header)}`);
+  check(spec?.mlp?.hidden === 64, `the metadata's spec: ${header.__metadata__?.flowplay}`);
+  fig.files.download = { name, bytes: bytes.length, tensors: Object.keys(header).length - 1 };
+  log(`downloaded ${name}: ${bytes.length} bytes, hidden ${spec.mlp.hidden}`);
+
+  await dropFile(page, name, bytes, 'application/octet-stream');
+  s = await waitForStatus(page, (x) => (x.notice ?? '').includes(`Loaded ${name}`), ms(30_000),
+    'the downloaded weights loaded back');
+  fig.files.reloaded = s.notice.split('\n')[0].slice(0, 200);
+}
+
 async function firstStatus(page, fig) {
   const s = await waitForStatus(page, () => true, ms(60_000), 'the #flowplay-status JSON to appear');
   const problems = schemaProblems(s);
@@ -500,6 +586,7 @@ async function webglRun(page, url, fig) {
   log('sampling fps and steps_per_sec for 5 s');
   fig.perf = await samplePerformance(page, 5_000);
   await layersRun(page, url, fig, 60_000);
+  await filesRun(page, url, fig);
 }
 
 // ------------------------------------------------------------------------------ the runner
@@ -580,6 +667,8 @@ function summaryTable(runs) {
       ? `${r.loss_first} (step ${r.loss_first_step}) -> ${r.loss_later} (step ${r.loss_later_step})` : undefined);
     if (r.screens?.trained) add('orange px (trained)', r.screens.trained.orange_pixels);
     for (const [name, l] of Object.entries(r.layers ?? {})) add(`layers ${name}`, `${l.drawn.join(',')} in ${l.seconds} s`);
+    if (r.files?.download) add('files', `junk refused; ${r.files.imported.points} points imported; ` +
+      `weights downloaded (${r.files.download.bytes} B) and loaded back`);
     if (p) {
       const label = r.perf_100k ? ' @100k particles' : '';
       add(`fps mean/median${label}`, p.fps ? `${p.fps.mean} / ${p.fps.median}` : undefined);

@@ -47,6 +47,10 @@ pub(crate) struct Status {
     /// The canvas layers drawn in the last frame.
     pub(crate) layers: Vec<&'static str>,
     pub(crate) notice: Option<String>,
+    /// What the flow trains on: a built-in dataset's name, or an imported file's.
+    pub(crate) data: String,
+    /// Points in the training pool.
+    pub(crate) data_points: usize,
     /// Every setting, in the URL hash's form.
     pub(crate) settings: String,
 }

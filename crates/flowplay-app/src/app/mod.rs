@@ -278,6 +278,8 @@ impl PlaygroundApp {
             eval_secs: self.eval.secs,
             layers: self.layers.drawn.iter().map(|id| id.key()).collect(),
             notice: self.notice_text(),
+            data: self.settings.data.name(),
+            data_points: self.engine.data().len(),
             settings: self.settings.to_query(),
         }
     }
@@ -344,6 +346,11 @@ impl PlaygroundApp {
             }
             if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z)) {
                 commands.push(Command::Undo);
+            }
+            if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::S)) {
+                commands.push(Command::Export(crate::command::Export::Weights {
+                    ema: self.settings.sampling.ema,
+                }));
             }
         }
         self.follow_hash();

@@ -44,7 +44,7 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
                     Export::Weights { ema: false },
                     "The raw weights as safetensors with the Quick Reference's PyTorch names \
                      (load_state_dict(load_file(path))) and the model's settings as metadata, as \
-                     flowplay train writes them.",
+                     flowplay train writes them. Ctrl+S saves the weights drawn (raw or EMA).",
                 ),
                 (
                     "EMA weights",
