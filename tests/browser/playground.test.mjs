@@ -500,7 +500,7 @@ async function filesRun(page, url, fig) {
   const bytes = readFileSync(await download.path());
   const header = safetensorsHeader(bytes);
   const spec = JSON.parse(header.__metadata__?.flowplay ?? 'null');
-  check(name.startsWith('flowplay-ring.csv-step') && name.endsWith('.safetensors'), `download named ${name}`);
+  check(name.startsWith('flowplay-ring-step') && name.endsWith('.safetensors'), `download named ${name}`);
   check(['net.0.weight', 't_embed.1.weight'].every((k) => k in header), `tensors: ${Object.keys(header)}`);
   check(spec?.mlp?.hidden === 64, `the metadata's spec: ${header.__metadata__?.flowplay}`);
   fig.files.download = { name, bytes: bytes.length, tensors: Object.keys(header).length - 1 };

@@ -5,7 +5,7 @@
 use egui::{Color32, Pos2, Rect, Sense, Ui, pos2, vec2};
 use flowplay_gpu::Rgba;
 
-use crate::app::CanvasState;
+use crate::app::{BrushTool, CanvasState, Drawing};
 use crate::command::Command;
 use crate::layers::{self, LayerId, LayerSet, LegendEntry, PaintCx, Scene};
 
@@ -125,21 +125,51 @@ impl View {
     }
 }
 
-/// Draws the canvas for `scene` with the layers of `on`; pushes the view's changes and a click
-/// (for the stages layer); returns the layers drawn and where the canvas is. `slot` is the
-/// renderers' slot for this canvas (one per canvas on screen).
+/// Draws the canvas for `scene` with the layers of `on`; pushes the view's changes, a click (for
+/// the stages layer) and, with the brush on, its dabs; returns the layers drawn and where the
+/// canvas is. `slot` is the renderers' slot for this canvas (one per canvas on screen); `brush`
+/// the brush and the painted points, on the canvas that takes them.
 pub(crate) fn show(
     ui: &mut Ui,
     state: &CanvasState,
     scene: &Scene<'_>,
     slot: usize,
     on: LayerSet,
+    brush: Option<(&BrushTool, &Drawing)>,
     out: &mut Vec<Command>,
 ) -> (Vec<LayerId>, Rect) {
     let size = ui.available_size().max(vec2(1.0, 1.0));
     let (response, painter) = ui.allocate_painter(size, Sense::click_and_drag());
     let rect = response.rect;
-    if response.double_clicked() {
+    let painting = brush.is_some_and(|(tool, _)| tool.on);
+    if painting {
+        // The primary button paints; the others pan.
+        let primary = response.dragged_by(egui::PointerButton::Primary)
+            || response.clicked_by(egui::PointerButton::Primary);
+        if let (true, Some(p), Some((tool, _))) = (primary, response.interact_pointer_pos(), brush)
+        {
+            out.push(Command::Paint {
+                at: state.view.to_world(rect, p),
+                radius: tool.radius * state.view.world_per_point(rect),
+            });
+        }
+        let delta = if response.dragged_by(egui::PointerButton::Primary) {
+            egui::Vec2::ZERO
+        } else {
+            response.drag_delta()
+        };
+        let scroll = if response.hovered() {
+            ui.input(|i| i.zoom_delta() * (i.smooth_scroll_delta.y / 200.0).exp())
+        } else {
+            1.0
+        };
+        let moved = state
+            .view
+            .panned_zoomed(rect, delta, scroll, response.hover_pos());
+        if moved != state.view {
+            out.push(Command::View(moved));
+        }
+    } else if response.double_clicked() {
         out.push(Command::FitView);
     } else {
         let (scroll, zoom) = if response.hovered() {
@@ -171,6 +201,16 @@ pub(crate) fn show(
         gpu: scene.gpu,
     };
     let drawn = layers::draw(&cx, scene, on);
+    if let Some((tool, drawing)) = brush {
+        draw_brush(
+            &painter,
+            rect,
+            state.view,
+            tool,
+            drawing,
+            response.hover_pos(),
+        );
+    }
     painter.text(
         rect.left_top() + vec2(8.0, 6.0),
         egui::Align2::LEFT_TOP,
@@ -180,6 +220,31 @@ pub(crate) fn show(
     );
     legend_ui(&painter, rect, &layers::legend(&drawn, scene), ui.visuals());
     (drawn, rect)
+}
+
+/// The painted points in their classes' colours, and the brush's outline under the pointer.
+fn draw_brush(
+    painter: &egui::Painter,
+    rect: Rect,
+    view: View,
+    tool: &BrushTool,
+    drawing: &Drawing,
+    hover: Option<Pos2>,
+) {
+    for (p, &c) in drawing.xy.iter().zip(&drawing.labels) {
+        let colour = PALETTE[c as usize % PALETTE.len()];
+        painter.circle_filled(view.to_screen(rect, *p), 2.2, colour);
+    }
+    if tool.on
+        && let Some(at) = hover
+    {
+        let colour = if tool.erase {
+            Color32::WHITE
+        } else {
+            PALETTE[tool.class as usize % PALETTE.len()]
+        };
+        painter.circle_stroke(at, tool.radius, egui::Stroke::new(1.0, colour));
+    }
 }
 
 /// The legend in the canvas's top-right corner: a swatch (or colour bar) and a line per mark.

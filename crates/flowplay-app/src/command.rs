@@ -1,6 +1,7 @@
 //! What the user asked for this frame. Panels and the canvas read the state and return commands;
 //! `PlaygroundApp::apply` is the one place that acts on them.
 
+use crate::app::BrushTool;
 use crate::canvas::View;
 use crate::files::Purpose;
 use crate::layers::LayerId;
@@ -40,6 +41,14 @@ pub(crate) enum Command {
     Export(Export),
     /// Put a link with every setting on the clipboard.
     CopyLink,
+    /// New brush settings.
+    Brush(BrushTool),
+    /// One dab of the brush at a world point, with the brush's radius in world units.
+    Paint { at: [f32; 2], radius: f32 },
+    /// Remove every painted point.
+    ClearDrawing,
+    /// Train on the painted points from now on (the weights carry on).
+    UseDrawing,
     /// Start or pause training.
     ToggleTraining,
     /// End the current reflow round and train the next on the model's coupling (QR §7.1).

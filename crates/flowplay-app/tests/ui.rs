@@ -206,3 +206,49 @@ fn every_layer_named_in_the_address_is_drawn_and_a_click_takes_a_step_apart() {
     harness.run_steps(2);
     assert!(harness.query_by_label_contains("stage 1 of 4").is_some());
 }
+
+/// Painting on the canvas with the brush, then training on the drawing, all through the UI.
+#[test]
+fn the_brush_paints_on_the_canvas_and_the_drawing_becomes_the_data() {
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 2600.0))
+        .build_eframe(|cc| {
+            PlaygroundApp::with_query(
+                cc,
+                Some("width=32&batch=64&particles=200&steps=10".to_string()),
+            )
+        });
+    harness.run_steps(2);
+    harness.get_by_label("brush on the canvas").click();
+    harness.run_steps(2);
+    // A drag across the canvas, right of the controls.
+    let (from, to) = (egui::pos2(800.0, 500.0), egui::pos2(1000.0, 600.0));
+    harness.event(egui::Event::PointerMoved(from));
+    harness.event(egui::Event::PointerButton {
+        pos: from,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: egui::Modifiers::NONE,
+    });
+    harness.step();
+    for k in 1..=10 {
+        let p = from + (to - from) * (k as f32 / 10.0);
+        harness.event(egui::Event::PointerMoved(p));
+        harness.step();
+    }
+    harness.event(egui::Event::PointerButton {
+        pos: to,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    harness.run_steps(2);
+    let drawn = harness.state().status_json();
+    assert!(
+        harness.query_by_label_contains("points drawn").is_some(),
+        "{drawn}"
+    );
+    harness.get_by_label("Train on the drawing").click();
+    let s = run_until(&mut harness, 20, |s| s["data"] == "your drawing");
+    assert!(s["data_points"].as_u64().unwrap_or(0) >= 40, "{s}");
+}

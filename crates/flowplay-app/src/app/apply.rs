@@ -27,6 +27,13 @@ impl PlaygroundApp {
                 self.files.exporting = Some(export);
                 self.continue_export();
             }
+            Command::Brush(tool) => self.brush = tool,
+            Command::Paint { at, radius } => self.paint(at, radius),
+            Command::ClearDrawing => self.drawing = crate::app::Drawing::default(),
+            Command::UseDrawing => {
+                let said = self.use_drawing();
+                self.notices.error = Some(said.unwrap_or_else(|why| why));
+            }
             Command::CopyLink => {
                 let link = crate::web::link(&self.settings.to_query());
                 let custom = self.settings.data.custom.is_some();
@@ -158,8 +165,10 @@ impl PlaygroundApp {
         }
         // One level: the model before the replaced one is let go.
         replaced.undo = None;
-        // Files still coming in belong to the app as it is now.
+        // Files still coming in, the brush and the drawing belong to the app as it is now.
         self.files = std::mem::take(&mut replaced.files);
+        self.brush = replaced.brush;
+        self.drawing = std::mem::take(&mut replaced.drawing);
         self.undo = Some(Box::new(replaced));
     }
 
@@ -182,6 +191,8 @@ impl PlaygroundApp {
         ));
         current.undo = None;
         self.files = std::mem::take(&mut current.files);
+        self.brush = current.brush;
+        self.drawing = std::mem::take(&mut current.drawing);
         self.undo = Some(Box::new(current));
         self.flow.stale = true;
     }

@@ -21,6 +21,10 @@ use crate::settings::{CustomData, PathKind, Settings};
 /// The most points an imported CSV trains on: more are read, and a random subset of this many
 /// is kept, with a notice.
 pub(crate) const MAX_IMPORTED_POINTS: usize = 100_000;
+/// The most points the brush paints.
+pub(crate) const MAX_DRAWN_POINTS: usize = 20_000;
+/// The fewest painted points the flow trains on.
+pub(crate) const MIN_DRAWN_POINTS: usize = 8;
 /// The most particles an export of samples or trajectories integrates (on the CPU, from the
 /// drawn weights).
 pub(crate) const MAX_EXPORTED_PARTICLES: usize = 20_000;
@@ -57,12 +61,17 @@ impl PlaygroundApp {
         }
     }
 
-    /// Trains on the points of a CSV from now on: the weights carry on (the flow morphs to the
-    /// new data), unless a conditional model meets another number of classes (then a new model,
-    /// one Undo away).
+    /// Trains on the points of a CSV from now on (see [`Self::use_points`]).
     pub(crate) fn import_points(&mut self, name: &str, bytes: &[u8]) -> Result<String, String> {
-        let mut points = parse_points_csv_bytes(bytes, name)
+        let points = parse_points_csv_bytes(bytes, name)
             .map_err(|e| format!("{e}. The current data and model are kept."))?;
+        self.use_points(name, points)
+    }
+
+    /// Trains on `points` (named `name`) from now on: the weights carry on (the flow morphs to
+    /// the new data), unless a conditional model meets another number of classes (then a new
+    /// model, one Undo away). More than [`MAX_IMPORTED_POINTS`] are subsampled.
+    pub(crate) fn use_points(&mut self, name: &str, mut points: Points) -> Result<String, String> {
         let read = points.len();
         if read > MAX_IMPORTED_POINTS {
             points = subsample(&points, MAX_IMPORTED_POINTS, self.settings.data.seed);
@@ -74,6 +83,8 @@ impl PlaygroundApp {
         };
         let mut settings = self.settings.clone();
         settings.data.custom = Some(custom.clone());
+        // Labelled points train a class-conditional model.
+        settings.model.conditional = custom.points.num_classes > 1;
         let classes_change = settings.classes() != self.settings.classes();
         let capped = if kept < read {
             format!(" ({read} read; {kept} of them, drawn at random, are used)")
@@ -86,8 +97,8 @@ impl PlaygroundApp {
                 return Err(self.notices.error.clone().unwrap_or_default());
             }
             return Ok(format!(
-                "Training on your {kept} points from {name}{capped}: a new model, since its \
-                 classes differ (the previous one is one Undo away)."
+                "Training on your {kept} points from {name}{capped}: a new model, since the \
+                 number of classes changed (the previous one is one Undo away)."
             ));
         }
         self.engine
@@ -99,6 +110,70 @@ impl PlaygroundApp {
             "Training on your {kept} points from {name}{capped}; the weights carry on, so the \
              flow morphs from the old data to the new. A link cannot carry your points."
         ))
+    }
+
+    /// One dab of the brush at `at` (world units, radius `radius`): points drawn uniformly in
+    /// the disc, or the points in it erased.
+    pub(crate) fn paint(&mut self, at: [f32; 2], radius: f32) {
+        let drawing = &mut self.drawing;
+        if self.brush.erase {
+            let r2 = radius * radius;
+            let keep: Vec<bool> = drawing
+                .xy
+                .iter()
+                .map(|p| (p[0] - at[0]).powi(2) + (p[1] - at[1]).powi(2) > r2)
+                .collect();
+            let mut k = keep.iter();
+            drawing.xy.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            drawing.labels.retain(|_| *k.next().unwrap_or(&true));
+            return;
+        }
+        let room = MAX_DRAWN_POINTS.saturating_sub(drawing.xy.len());
+        let mut rng = flowplay_core::rng::Rng::with_domain(drawing.dabs, "brush");
+        drawing.dabs += 1;
+        for _ in 0..self.brush.density.min(room) {
+            // Uniform in the disc: the radius as √u.
+            let r = radius * rng.uniform().sqrt();
+            let angle = std::f32::consts::TAU * rng.uniform();
+            drawing
+                .xy
+                .push([at[0] + r * angle.cos(), at[1] + r * angle.sin()]);
+            drawing.labels.push(self.brush.class);
+        }
+        if room == 0 {
+            self.notices.error = Some(format!(
+                "The drawing holds at most {MAX_DRAWN_POINTS} points: train on it, or erase some."
+            ));
+        }
+    }
+
+    /// Makes the painted points the data (one class: unlabelled; several: labelled, for a
+    /// class-conditional model), or says why not.
+    pub(crate) fn use_drawing(&mut self) -> Result<String, String> {
+        let drawing = &self.drawing;
+        if drawing.xy.len() < MIN_DRAWN_POINTS {
+            return Err(format!(
+                "The drawing has {} points; paint at least {MIN_DRAWN_POINTS} (turn the brush on \
+                 and drag on the canvas). The current data is kept.",
+                drawing.xy.len()
+            ));
+        }
+        let used: std::collections::BTreeSet<u32> = drawing.labels.iter().copied().collect();
+        let points = if used.len() > 1 {
+            // Classes renumbered 0.. in order, so that unused colours leave no empty class.
+            let index: std::collections::BTreeMap<u32, u32> = used
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| (c, i as u32))
+                .collect();
+            let labels = drawing.labels.iter().map(|c| index[c]).collect();
+            Points::labelled(drawing.xy.clone(), labels)
+        } else {
+            Ok(Points::unlabelled(drawing.xy.clone()))
+        }
+        .map_err(|e| format!("The drawing cannot be used: {e}."))?;
+        self.use_points("your drawing", points)
     }
 
     /// The data changed under the running model: the drawn data, the view, the plots' mark,
@@ -269,9 +344,14 @@ impl PlaygroundApp {
         export: Export,
         model: &FlowModel,
     ) -> Result<(String, Vec<u8>, &'static str), String> {
+        let data = self.settings.data.name();
+        // An imported file's name without its extension: "ring.csv" gives "ring".
+        let data = std::path::Path::new(&data)
+            .file_stem()
+            .map_or(data.clone(), |s| s.to_string_lossy().into_owned());
         let stem = format!(
             "flowplay-{}-step{}",
-            self.settings.data.name().replace(['/', '\\', ' '], "_"),
+            data.replace(['/', '\\', ' ', '.'], "_"),
             self.engine.steps_done()
         );
         if let Export::Weights { ema } = export {

@@ -63,9 +63,14 @@ fn an_imported_csv_becomes_the_data_and_the_weights_carry_on() {
         app.curves.marks.last().map(|m| m.label.as_str()),
         Some("data: ring.csv")
     );
-    // Training goes on on the new data.
+    // Training goes on on the new data, and results are named after it.
     app.train_for_a_frame();
     assert!(app.engine.steps_done() > steps);
+    let model = app.engine.fetch_model(false).unwrap().unwrap();
+    let (name, _, _) = app
+        .export_bytes(Export::Weights { ema: false }, &model)
+        .unwrap();
+    assert!(name.starts_with("flowplay-ring-step"), "{name}");
     // A built-in dataset chosen again replaces the points.
     let mut edited = app.settings.clone();
     edited.data.custom = None;
@@ -228,4 +233,98 @@ fn the_gpu_exports_its_weights_without_blocking() {
     let bytes = weights::to_safetensors(&model);
     let back = weights::from_safetensors(&bytes, "w", &weights::default_spec()).unwrap();
     assert_eq!(back.model.params, model.params);
+}
+
+/// The brush paints points of a class in its disc, erases under it, and the drawing becomes the
+/// data: one class keeps the model; two make a class-conditional one (one Undo away).
+#[test]
+fn a_drawing_becomes_the_data() {
+    let mut app = app(small());
+    app.training = true;
+    app.train_for_a_frame();
+    let steps = app.engine.steps_done();
+
+    // An empty drawing is refused in plain words.
+    app.apply(Command::UseDrawing);
+    let notice = app.notice_text().unwrap_or_default();
+    assert!(
+        notice.starts_with("The drawing has 0 points; paint at least 8"),
+        "{notice}"
+    );
+    assert!(app.settings.data.custom.is_none());
+
+    let mut tool = app.brush;
+    tool.on = true;
+    tool.density = 10;
+    app.apply(Command::Brush(tool));
+    for k in 0..6 {
+        app.apply(Command::Paint {
+            at: [k as f32 * 0.2, 1.0],
+            radius: 0.3,
+        });
+    }
+    assert_eq!(app.drawing.xy.len(), 60);
+    for (p, &l) in app.drawing.xy.iter().zip(&app.drawing.labels) {
+        assert_eq!(l, 0);
+        assert!(
+            (p[1] - 1.0).abs() <= 0.3 + 1e-6 && p[0] >= -0.3 && p[0] <= 1.3,
+            "{p:?}"
+        );
+    }
+    // Erase the left end.
+    tool.erase = true;
+    app.apply(Command::Brush(tool));
+    app.apply(Command::Paint {
+        at: [0.0, 1.0],
+        radius: 0.35,
+    });
+    let left = app.drawing.xy.len();
+    assert!((30..60).contains(&left), "{left}");
+    assert!(
+        app.drawing
+            .xy
+            .iter()
+            .all(|p| (p[0].powi(2) + (p[1] - 1.0).powi(2)) > 0.35 * 0.35)
+    );
+    assert_eq!(app.drawing.labels.len(), left);
+
+    // One class: the weights carry on.
+    app.apply(Command::UseDrawing);
+    assert_eq!(app.engine.steps_done(), steps, "{:?}", app.notice_text());
+    assert_eq!(app.engine.data().len(), left);
+    assert_eq!(app.settings.data.name(), "your drawing");
+    assert_eq!(app.settings.classes(), 0);
+
+    // Classes 5 and 2 painted beside the class-0 points: renumbered 0, 1, 2, a conditional
+    // model.
+    tool.erase = false;
+    tool.class = 5;
+    app.apply(Command::Brush(tool));
+    app.apply(Command::Paint {
+        at: [-1.0, -1.0],
+        radius: 0.2,
+    });
+    tool.class = 2;
+    app.apply(Command::Brush(tool));
+    app.apply(Command::Paint {
+        at: [1.0, -1.0],
+        radius: 0.2,
+    });
+    app.apply(Command::UseDrawing);
+    assert_eq!(app.settings.classes(), 3, "{:?}", app.notice_text());
+    assert!(app.settings.model.conditional);
+    assert_eq!(app.engine.steps_done(), 0, "a new model");
+    assert!(
+        app.notice_text()
+            .unwrap_or_default()
+            .contains("one Undo away")
+    );
+    let labels = app.engine.data().labels.clone().expect("labelled");
+    assert!(labels.iter().all(|&l| l < 3));
+    assert_eq!(labels.len(), left + 20);
+    // The drawing and the brush stay with the new model, to paint on.
+    assert_eq!(app.drawing.xy.len(), left + 20);
+    assert!(app.brush.on);
+    app.apply(Command::ClearDrawing);
+    assert!(app.drawing.xy.is_empty());
 }

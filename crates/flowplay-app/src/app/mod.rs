@@ -16,8 +16,8 @@ use egui::Ui;
 use web_time::Duration;
 
 pub(crate) use state::{
-    CanvasState, Curves, DataView, DeviceInfo, Edits, EvalSchedule, FileState, FlowRefresh,
-    FrameStats, GpuHandle, LayerState, Notices, Player, PlotMark, Rounds, rate,
+    BrushTool, CanvasState, Curves, DataView, DeviceInfo, Drawing, Edits, EvalSchedule, FileState,
+    FlowRefresh, FrameStats, GpuHandle, LayerState, Notices, Player, PlotMark, Rounds, rate,
 };
 
 use crate::canvas::{self, View};
@@ -54,6 +54,8 @@ pub struct PlaygroundApp {
     /// Undo away.
     pub(crate) undo: Option<Box<PlaygroundApp>>,
     pub(crate) files: FileState,
+    pub(crate) brush: BrushTool,
+    pub(crate) drawing: Drawing,
 }
 
 impl PlaygroundApp {
@@ -204,6 +206,8 @@ impl PlaygroundApp {
             layers: LayerState::default(),
             undo: None,
             files: FileState::default(),
+            brush: BrushTool::default(),
+            drawing: Drawing::default(),
         }
     }
 
@@ -372,6 +376,8 @@ impl PlaygroundApp {
                     panels::reflow::ui(ui, self, &mut commands);
                     ui.separator();
                     panels::files::ui(ui, self, &mut commands);
+                    ui.separator();
+                    panels::brush::ui(ui, self, &mut commands);
                     panels::notices::ui(ui, self);
                 });
             });
@@ -439,8 +445,16 @@ impl PlaygroundApp {
             .filter(|&r| r < self.rounds.finished.len())
         {
             None => {
-                let (drawn, rect) =
-                    canvas::show(ui, &self.canvas, &scene(CURRENT), CURRENT, on, commands);
+                let brush = Some((&self.brush, &self.drawing));
+                let (drawn, rect) = canvas::show(
+                    ui,
+                    &self.canvas,
+                    &scene(CURRENT),
+                    CURRENT,
+                    on,
+                    brush,
+                    commands,
+                );
                 (drawn, Some(rect))
             }
             Some(r) => {
@@ -454,6 +468,7 @@ impl PlaygroundApp {
                         &scene(COMPARED),
                         COMPARED,
                         on,
+                        None,
                         commands,
                     );
                     cols[1].label(format!("round {current} (training)"));
@@ -463,6 +478,7 @@ impl PlaygroundApp {
                         &scene(CURRENT),
                         CURRENT,
                         on,
+                        Some((&self.brush, &self.drawing)),
                         commands,
                     );
                     drawn = (layers, Some(rect));

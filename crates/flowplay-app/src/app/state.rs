@@ -257,6 +257,42 @@ pub(crate) struct Edits {
     pub(crate) hash: Option<String>,
 }
 
+/// The brush's settings: what a drag on the canvas paints.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct BrushTool {
+    /// Whether a drag on the canvas paints (a right-drag then pans).
+    pub(crate) on: bool,
+    /// The class painted (a colour of the palette).
+    pub(crate) class: u32,
+    /// Radius in screen points.
+    pub(crate) radius: f32,
+    /// Points added per frame of a drag.
+    pub(crate) density: usize,
+    /// Remove points under the brush instead.
+    pub(crate) erase: bool,
+}
+
+impl Default for BrushTool {
+    fn default() -> Self {
+        Self {
+            on: false,
+            class: 0,
+            radius: 18.0,
+            density: 6,
+            erase: false,
+        }
+    }
+}
+
+/// Points painted with the brush, a class each.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Drawing {
+    pub(crate) xy: Vec<[f32; 2]>,
+    pub(crate) labels: Vec<u32>,
+    /// Dabs painted so far: the random stream's counter, so a drawing is reproducible.
+    pub(crate) dabs: u64,
+}
+
 /// Files coming in and results going out.
 #[derive(Clone, Default)]
 pub(crate) struct FileState {

@@ -2,6 +2,7 @@
 //! pushes the [`crate::command::Command`]s the user asked for (the egui demo's one-panel-a-file
 //! structure). Nothing here changes the state; `PlaygroundApp::apply` does.
 
+pub(crate) mod brush;
 pub(crate) mod controls;
 pub(crate) mod files;
 pub(crate) mod layers;

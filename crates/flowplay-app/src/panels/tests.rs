@@ -98,6 +98,22 @@ fn a_layer_that_is_on_offers_its_options() {
 }
 
 #[test]
+fn the_brush_panel_asks_for_the_brush_and_the_drawing() {
+    let mut h = harness(crate::panels::brush::ui);
+    h.run();
+    h.get_by_label("brush on the canvas").click();
+    h.run();
+    let [Command::Brush(tool)] = h.state().commands.as_slice() else {
+        panic!("one brush command: {:?}", h.state().commands);
+    };
+    assert!(tool.on);
+    assert!(!h.state().app.brush.on, "applied only by the app");
+    h.get_by_label("Train on the drawing").click();
+    h.run();
+    assert_eq!(h.state().commands, vec![Command::UseDrawing]);
+}
+
+#[test]
 fn the_player_asks_to_play_step_and_seek() {
     let mut h = harness(crate::panels::player::ui);
     h.run();
