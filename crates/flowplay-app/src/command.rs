@@ -1,7 +1,7 @@
 //! What the user asked for this frame. Panels and the canvas read the state and return commands;
 //! `PlaygroundApp::apply` is the one place that acts on them.
 
-use crate::app::BrushTool;
+use crate::app::{BrushTool, Role};
 use crate::canvas::View;
 use crate::files::Purpose;
 use crate::layers::LayerId;
@@ -47,8 +47,11 @@ pub(crate) enum Command {
     Paint { at: [f32; 2], radius: f32 },
     /// Remove every painted point.
     ClearDrawing,
-    /// Train on the painted points from now on (the weights carry on).
-    UseDrawing,
+    /// Train on the painted points from now on, as the data or the source (the weights carry
+    /// on).
+    UseDrawing(Role),
+    /// What imported points become, and which pixels of a picture are dense.
+    ImportAs(Role, flowplay_core::picture::Density),
     /// Start or pause training.
     ToggleTraining,
     /// End the current reflow round and train the next on the model's coupling (QR §7.1).

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 /// What an opened file is meant to become.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Purpose {
-    /// Points (CSV) that become the data the flow is trained on.
+    /// Points (a CSV or a picture) that become the data or the source.
     Data,
     /// A weights file (safetensors) the particles then flow from.
     Weights,
@@ -23,7 +23,10 @@ impl Purpose {
     /// The file dialog's filter: a name and the extensions.
     fn filter(self) -> (&'static str, &'static [&'static str]) {
         match self {
-            Self::Data => ("CSV of points (x,y[,label])", &["csv", "txt"]),
+            Self::Data => (
+                "points: CSV (x,y[,label]) or a PNG/JPEG picture",
+                &["csv", "txt", "png", "jpg", "jpeg"],
+            ),
             Self::Weights => ("safetensors weights", &["safetensors"]),
             Self::Dropped => ("any", &[]),
         }

@@ -25,6 +25,14 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A picture (PNG or JPEG) could not be made into points.
+    #[error("{source_name}: {message}")]
+    Picture {
+        /// What was being read (a file name).
+        source_name: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// Training produced a non-finite loss or gradient.
     #[error(
         "training diverged at step {step}: the loss became {loss}; lower the learning rate (now {lr})"

@@ -183,9 +183,41 @@ impl Rng {
     }
 }
 
+/// rand's distributions draw from the same counter-based stream (the picture sampler's
+/// `WeightedIndex`); the GPU's draws keep calling Threefry directly.
+impl rand::RngCore for Rng {
+    fn next_u32(&mut self) -> u32 {
+        Rng::next_u32(self)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let [lo, hi] = self.next_pair();
+        u64::from(lo) | (u64::from(hi) << 32)
+    }
+
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for chunk in dst.chunks_mut(4) {
+            let word = Rng::next_u32(self).to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rand_draws_from_the_same_stream() {
+        use rand::RngCore as _;
+        let mut a = Rng::new(9);
+        let mut b = Rng::new(9);
+        assert_eq!(rand::RngCore::next_u32(&mut a), b.next_u32());
+        let mut bytes = [0u8; 6];
+        a.fill_bytes(&mut bytes);
+        let (w0, w1) = (b.next_u32().to_le_bytes(), b.next_u32().to_le_bytes());
+        assert_eq!(bytes, [w0[0], w0[1], w0[2], w0[3], w1[0], w1[1]]);
+    }
 
     /// Known-answer vectors from Random123's `kat_vectors` file.
     #[test]

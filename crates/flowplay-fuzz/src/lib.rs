@@ -14,6 +14,7 @@ use arbitrary::Unstructured;
 use flowplay_core::data::{Dataset, parse_points_csv_bytes, points_to_csv};
 use flowplay_core::flow::FlowModel;
 use flowplay_core::mlp::{Mlp, MlpConfig};
+use flowplay_core::picture::{PictureOptions, points_from_picture};
 use flowplay_core::rng::Rng;
 use flowplay_core::weights;
 
@@ -26,11 +27,13 @@ pub enum Target {
     Safetensors,
     /// The app's URL state (`flowplay_app::normalise_query`).
     Query,
+    /// `picture::points_from_picture` (PNG and JPEG).
+    Picture,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Self; 3] = [Self::Csv, Self::Safetensors, Self::Query];
+    pub const ALL: [Self; 4] = [Self::Csv, Self::Safetensors, Self::Query, Self::Picture];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
@@ -38,6 +41,7 @@ impl Target {
             Self::Csv => "csv",
             Self::Safetensors => "safetensors",
             Self::Query => "query",
+            Self::Picture => "picture",
         }
     }
 
@@ -79,6 +83,35 @@ impl Target {
                     .unwrap_or_default()
                     .into_bytes(),
             ],
+            Self::Picture => {
+                let grey =
+                    image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(9, 7, |x, y| {
+                        image::Luma([(x * 29 + y * 13) as u8])
+                    }));
+                let rgba =
+                    image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(5, 3, |x, y| {
+                        image::Rgba([0, (x * 50) as u8, 0, (y * 120) as u8])
+                    }));
+                let colour =
+                    image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(16, 16, |x, y| {
+                        image::Rgb([(x * 16) as u8, (y * 16) as u8, 40])
+                    }));
+                let encode = |img: &image::DynamicImage, format| {
+                    let mut out = Vec::new();
+                    img.write_to(&mut std::io::Cursor::new(&mut out), format)
+                        .map(|()| out)
+                        .ok()
+                };
+                [
+                    encode(&grey, image::ImageFormat::Png),
+                    encode(&rgba, image::ImageFormat::Png),
+                    encode(&colour, image::ImageFormat::Jpeg),
+                    encode(&grey, image::ImageFormat::Jpeg),
+                ]
+                .into_iter()
+                .flatten()
+                .collect()
+            }
         }
     }
 
@@ -122,9 +155,35 @@ impl Target {
                 }
                 Ok(())
             }
+            Self::Picture => {
+                let Ok(points) = points_from_picture(input, "fuzz.png", &PICTURE) else {
+                    return Ok(());
+                };
+                let extent = PICTURE.extent;
+                if points.len() != PICTURE.n {
+                    return Err(format!("drew {} points, not {}", points.len(), PICTURE.n));
+                }
+                if points
+                    .xy
+                    .iter()
+                    .flatten()
+                    .any(|v| !(v.is_finite() && v.abs() <= extent))
+                {
+                    return Err("drew a point outside the picture".into());
+                }
+                Ok(())
+            }
         }
     }
 }
+
+/// A small draw per picture, so that an execution is about decoding.
+const PICTURE: PictureOptions = PictureOptions {
+    density: flowplay_core::picture::Density::Darkness,
+    n: 64,
+    seed: 0,
+    extent: 3.0,
+};
 
 /// Tokens that break parsers: special numbers, separators, lengths near the limits.
 const HOSTILE: &[&[u8]] = &[
@@ -162,6 +221,13 @@ const HOSTILE: &[&[u8]] = &[
     b"data_offsets",
     b"shape",
     b"__metadata__",
+    b"IHDR",
+    b"IDAT",
+    b"IEND",
+    b"\xff\xd8\xff",
+    b"\xff\xc0",
+    b"\xff\xda",
+    b"\x7f\xff\xff\xff",
     b"\xff\xff\xff\xff\xff\xff\xff\x7f",
 ];
 
@@ -270,6 +336,7 @@ fn accepted(target: Target, input: &[u8]) -> bool {
             weights::from_safetensors(input, "f", &weights::default_spec()).is_ok()
         }
         Target::Query => flowplay_app::normalise_query(&String::from_utf8_lossy(input)).is_ok(),
+        Target::Picture => points_from_picture(input, "f", &PICTURE).is_ok(),
     }
 }
 

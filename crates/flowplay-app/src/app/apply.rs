@@ -30,19 +30,24 @@ impl PlaygroundApp {
             Command::Brush(tool) => self.brush = tool,
             Command::Paint { at, radius } => self.paint(at, radius),
             Command::ClearDrawing => self.drawing = crate::app::Drawing::default(),
-            Command::UseDrawing => {
-                let said = self.use_drawing();
+            Command::ImportAs(role, density) => {
+                self.files.role = role;
+                self.files.density = density;
+            }
+            Command::UseDrawing(role) => {
+                let said = self.use_drawing(role);
                 self.notices.error = Some(said.unwrap_or_else(|why| why));
             }
             Command::CopyLink => {
                 let link = crate::web::link(&self.settings.to_query());
-                let custom = self.settings.data.custom.is_some();
+                let shareable = self.settings.data.is_shareable();
                 self.notices.error = Some(format!(
                     "Copied a link with every setting: {link}{}",
-                    if custom {
-                        " (a link cannot carry your own points: it opens the built-in dataset)"
-                    } else {
+                    if shareable {
                         ""
+                    } else {
+                        " (a link cannot carry your own points: it opens the built-in data and \
+                         source)"
                     }
                 ));
                 self.files.copy = Some(link);

@@ -1,7 +1,7 @@
 //! Files in and out: imported points and weights, every failure said once with the run kept,
 //! and exports that read back.
 
-use flowplay_core::data::parse_points_csv;
+use flowplay_core::data::{Points, parse_points_csv};
 use flowplay_core::weights;
 
 use super::tests::{app, headless_gpu, run_until, small};
@@ -81,7 +81,7 @@ fn an_imported_csv_becomes_the_data_and_the_weights_carry_on() {
     let said = app
         .take_in(&csv_file(
             "big.csv",
-            &ring(io::MAX_IMPORTED_POINTS + 10),
+            &ring(import::MAX_IMPORTED_POINTS + 10),
             Purpose::Data,
         ))
         .unwrap();
@@ -92,7 +92,149 @@ fn an_imported_csv_becomes_the_data_and_the_weights_carry_on() {
     let error = app
         .take_in(&csv_file("photo.gif", "GIF89a", Purpose::Dropped))
         .unwrap_err();
-    assert!(error.contains("takes points as .csv and weights as .safetensors"));
+    assert!(
+        error.contains("a .png/.jpg picture, and weights as .safetensors"),
+        "{error}"
+    );
+}
+
+/// A PNG of `w`×`h` grey pixels from `f(x, y)`.
+fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> u8) -> Vec<u8> {
+    let img = image::GrayImage::from_fn(w, h, |x, y| image::Luma([f(x, y)]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageLuma8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encode");
+    out
+}
+
+/// A picture dropped becomes the data (its dark pixels, or its bright ones); one that cannot be
+/// decoded is one message and the run is kept.
+#[test]
+fn a_picture_becomes_the_data() {
+    let mut app = app(small());
+    app.training = true;
+    app.train_for_a_frame();
+    let steps = app.engine.steps_done();
+    let ink = png(60, 30, |x, _| if x < 30 { 10 } else { 250 });
+    let mut cut = ink.clone();
+    cut.truncate(ink.len() / 2);
+    let error = app
+        .take_in(&Incoming {
+            name: "ink.png".into(),
+            bytes: cut,
+            purpose: Purpose::Dropped,
+        })
+        .unwrap_err();
+    assert!(
+        error.starts_with("ink.png: the picture cannot be decoded")
+            && error.ends_with("The current data and model are kept."),
+        "{error}"
+    );
+    assert!(app.settings.data.custom.is_none());
+    // The picture's dark half: the left of the canvas.
+    let said = app
+        .take_in(&Incoming {
+            name: "ink.png".into(),
+            bytes: ink.clone(),
+            purpose: Purpose::Data,
+        })
+        .unwrap();
+    assert!(said.contains("16384 points from ink.png"), "{said}");
+    assert_eq!(app.engine.steps_done(), steps, "the weights carry on");
+    assert_eq!(app.engine.data().len(), POOL_SIZE);
+    assert!(app.engine.data().xy.iter().all(|p| p[0] <= 0.0));
+    // Bright pixels: the right half.
+    app.apply(Command::ImportAs(
+        Role::Data,
+        flowplay_core::picture::Density::Brightness,
+    ));
+    app.take_in(&Incoming {
+        name: "ink.png".into(),
+        bytes: ink,
+        purpose: Purpose::Dropped,
+    })
+    .unwrap();
+    assert!(app.engine.data().xy.iter().all(|p| p[0] >= 0.0));
+    // A blank picture says what to try.
+    let error = app
+        .take_in(&Incoming {
+            name: "black.png".into(),
+            bytes: png(4, 4, |_, _| 0),
+            purpose: Purpose::Dropped,
+        })
+        .unwrap_err();
+    assert!(
+        error.contains("no bright pixels") && error.contains("try density from darkness"),
+        "{error}"
+    );
+}
+
+/// Points imported or drawn as the source: the particles start from them, the weights carry
+/// on, the likelihood is not offered, and a built-in source chosen again replaces them.
+#[test]
+fn points_become_the_source() {
+    let mut app = app(small());
+    app.training = true;
+    app.train_for_a_frame();
+    let steps = app.engine.steps_done();
+    app.apply(Command::ImportAs(Role::Source, Default::default()));
+    let error = app
+        .take_in(&csv_file("bad.csv", "1,2\nx,3\n", Purpose::Data))
+        .unwrap_err();
+    assert!(
+        error.ends_with("The current source and model are kept."),
+        "{error}"
+    );
+    let said = app
+        .take_in(&csv_file("ring.csv", &ring(300), Purpose::Dropped))
+        .unwrap();
+    assert!(
+        said.starts_with("The particles now start from your 300 points from ring.csv"),
+        "{said}"
+    );
+    assert_eq!(app.engine.steps_done(), steps);
+    assert_eq!(app.settings.data.source_name(), "ring.csv");
+    assert_eq!(app.settings.data.name(), "moons", "the data is kept");
+    assert_eq!(app.engine.source_pool().map(Points::len), Some(300));
+    assert!(!app.engine.config().source.is_standard_normal());
+    // The particles start on the ring (radius 1.5; rectified flow's prior scale is 1).
+    let request = app.flow_request();
+    for i in 0..20 {
+        let p = app.engine.particle_start(&request, i).expect("a start");
+        let r = (p[0].powi(2) + p[1].powi(2)).sqrt();
+        assert!((r - 1.5).abs() < 1e-4, "{p:?}");
+    }
+    // Training goes on from the new source, and exports integrate from it.
+    app.train_for_a_frame();
+    assert!(app.engine.steps_done() > steps);
+    let model = app.engine.fetch_model(false).unwrap().unwrap();
+    let (_, bytes, _) = app.export_bytes(Export::Samples, &model).unwrap();
+    assert!(!bytes.is_empty());
+    assert!(
+        !app.settings.data.is_shareable(),
+        "a link cannot carry the points"
+    );
+
+    // A drawing as the source.
+    app.apply(Command::Paint {
+        at: [0.0, 0.0],
+        radius: 0.1,
+    });
+    app.apply(Command::Paint {
+        at: [0.0, 0.0],
+        radius: 0.1,
+    });
+    app.apply(Command::UseDrawing(Role::Source));
+    assert_eq!(app.settings.data.source_name(), "your drawing");
+    assert_eq!(app.engine.source_pool().map(Points::len), Some(12));
+
+    // A built-in source picked in the panel: a new model from N(0, I).
+    let mut edited = app.settings.clone();
+    edited.data.custom_source = None;
+    app.apply(Command::Settings(Box::new(edited)));
+    assert!(app.engine.config().source.is_standard_normal());
+    assert!(app.engine.source_pool().is_none());
 }
 
 #[test]
@@ -245,7 +387,7 @@ fn a_drawing_becomes_the_data() {
     let steps = app.engine.steps_done();
 
     // An empty drawing is refused in plain words.
-    app.apply(Command::UseDrawing);
+    app.apply(Command::UseDrawing(Role::Data));
     let notice = app.notice_text().unwrap_or_default();
     assert!(
         notice.starts_with("The drawing has 0 points; paint at least 8"),
@@ -289,7 +431,7 @@ fn a_drawing_becomes_the_data() {
     assert_eq!(app.drawing.labels.len(), left);
 
     // One class: the weights carry on.
-    app.apply(Command::UseDrawing);
+    app.apply(Command::UseDrawing(Role::Data));
     assert_eq!(app.engine.steps_done(), steps, "{:?}", app.notice_text());
     assert_eq!(app.engine.data().len(), left);
     assert_eq!(app.settings.data.name(), "your drawing");
@@ -310,7 +452,7 @@ fn a_drawing_becomes_the_data() {
         at: [1.0, -1.0],
         radius: 0.2,
     });
-    app.apply(Command::UseDrawing);
+    app.apply(Command::UseDrawing(Role::Data));
     assert_eq!(app.settings.classes(), 3, "{:?}", app.notice_text());
     assert!(app.settings.model.conditional);
     assert_eq!(app.engine.steps_done(), 0, "a new model");
@@ -327,4 +469,37 @@ fn a_drawing_becomes_the_data() {
     assert!(app.brush.on);
     app.apply(Command::ClearDrawing);
     assert!(app.drawing.xy.is_empty());
+}
+
+/// On the GPU too, points as the source: the trainer takes them without a new model and the
+/// particles start from them.
+#[test]
+fn the_gpu_trains_from_a_custom_source() {
+    let Some(device) = headless_gpu() else {
+        return;
+    };
+    let mut app = PlaygroundApp::build(
+        Settings {
+            compute: Compute::Gpu,
+            ..small()
+        },
+        device,
+    );
+    app.training = true;
+    run_until(&mut app, |a| a.engine.steps_done() >= 5);
+    app.apply(Command::ImportAs(Role::Source, Default::default()));
+    let said = app
+        .take_in(&csv_file("ring.csv", &ring(300), Purpose::Data))
+        .unwrap();
+    assert!(said.starts_with("The particles now start"), "{said}");
+    assert_eq!(app.engine.backend(), Backend::Gpu);
+    let steps = app.engine.steps_done();
+    run_until(&mut app, |a| a.engine.steps_done() >= steps + 5);
+    assert!(app.curves.loss.iter().all(|p| p[1].is_finite()));
+    let request = app.flow_request();
+    let p = app.engine.particle_start(&request, 3).expect("a start");
+    assert!(
+        ((p[0].powi(2) + p[1].powi(2)).sqrt() - 1.5).abs() < 1e-4,
+        "{p:?}"
+    );
 }

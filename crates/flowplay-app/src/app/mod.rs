@@ -3,7 +3,9 @@
 //! (`crate::panels`) and the canvas read the state and return [`Command`]s.
 
 pub(crate) mod apply;
-mod io;
+mod drawing;
+mod export;
+mod import;
 #[cfg(test)]
 mod io_tests;
 mod state;
@@ -17,7 +19,7 @@ use web_time::Duration;
 
 pub(crate) use state::{
     BrushTool, CanvasState, Curves, DataView, DeviceInfo, Drawing, Edits, EvalSchedule, FileState,
-    FlowRefresh, FrameStats, GpuHandle, LayerState, Notices, Player, PlotMark, Rounds, rate,
+    FlowRefresh, FrameStats, GpuHandle, LayerState, Notices, Player, PlotMark, Role, Rounds, rate,
 };
 
 use crate::canvas::{self, View};
@@ -180,10 +182,7 @@ impl PlaygroundApp {
             }
         };
         let data = Self::data_view(&settings, &engine);
-        let fit = View::fit(
-            data.shown.iter().map(|d| d.0),
-            engine.config().path.prior_scale(),
-        );
+        let fit = Self::fit_view(&data, &engine);
         Self {
             settings,
             engine,
@@ -209,6 +208,23 @@ impl PlaygroundApp {
             brush: BrushTool::default(),
             drawing: Drawing::default(),
         }
+    }
+
+    /// The view that shows the data, the prior and the user's source points.
+    pub(crate) fn fit_view(data: &DataView, engine: &Engine) -> View {
+        let source = engine
+            .source_pool()
+            .map(|p| &p.xy[..p.len().min(DATA_SHOWN)]);
+        let prior = engine.config().path.prior_scale();
+        View::fit(
+            data.shown.iter().map(|d| d.0).chain(
+                source
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|p| [prior * p[0], prior * p[1]]),
+            ),
+            prior,
+        )
     }
 
     /// The data drawn (in class colours for a conditional model) and the held-out points.
@@ -243,8 +259,15 @@ impl PlaygroundApp {
         match gpu {
             // A software renderer runs a refresh faster whole than in slices (each frame costs
             // it a software-rendered UI); a real GPU keeps frames on time with slices.
-            Some(gpu) => Engine::gpu(&gpu.device, &gpu.queue, config, pool, !gpu.software),
-            None => Engine::cpu(config, pool),
+            Some(gpu) => Engine::gpu(
+                &gpu.device,
+                &gpu.queue,
+                config,
+                pool,
+                settings.data.source_points(),
+                !gpu.software,
+            ),
+            None => Engine::cpu(config, pool, settings.data.source_points()),
         }
     }
 

@@ -302,6 +302,30 @@ pub(crate) struct FileState {
     pub(crate) exporting: Option<crate::command::Export>,
     /// A link to put on the clipboard this frame.
     pub(crate) copy: Option<String>,
+    /// What imported points become.
+    pub(crate) role: Role,
+    /// Which pixels of an imported picture are dense.
+    pub(crate) density: flowplay_core::picture::Density,
+}
+
+/// What imported or drawn points become.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The data p₁ the flow learns to reach.
+    #[default]
+    Data,
+    /// The source p₀ the particles start from.
+    Source,
+}
+
+impl Role {
+    /// What a refused import keeps, in words.
+    pub(crate) fn kept(self) -> &'static str {
+        match self {
+            Self::Data => "The current data and model are kept.",
+            Self::Source => "The current source and model are kept.",
+        }
+    }
 }
 
 /// The particle the stages layer takes apart, and how far.

@@ -210,12 +210,13 @@ pub(crate) enum Engine {
     Cpu(Box<CpuEngine>),
 }
 
-/// The prior draw `x0` for `n` particles: the source scaled to the path's prior.
-fn prior_draw(config: &TrainConfig, n: usize, seed: u64) -> Vec<[f32; 2]> {
-    // The playground's sources are built-in datasets, which always draw.
+/// The prior draw `x0` for `n` particles: the source (the user's points in `custom`, for a
+/// custom source) scaled to the path's prior.
+fn prior_draw(config: &TrainConfig, custom: Option<&Points>, n: usize, seed: u64) -> Vec<[f32; 2]> {
+    // The trainer was built with its source's points, so every source draws.
     config
         .path
-        .to_prior(&draw_source(&config.source, n, seed, None).unwrap_or_default())
+        .to_prior(&draw_source(&config.source, n, seed, custom).unwrap_or_default())
 }
 
 /// The record of an evaluation run: positions and velocities, for W2 and straightness.
@@ -377,11 +378,12 @@ impl Engine {
         queue: &wgpu::Queue,
         config: TrainConfig,
         data: Points,
+        source: Option<Points>,
         slices: bool,
     ) -> AppResult<Self> {
-        let eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
+        let eval_x0 = prior_draw(&config, source.as_ref(), EVAL_POINTS, EVAL_SEED);
         let path = config.path;
-        let trainer = GpuTrainer::with_custom(device, queue, config, Some(data), None)
+        let trainer = GpuTrainer::with_custom(device, queue, config, Some(data), source)
             .map_err(AppError::from)?;
         let sampler = || GpuSampler::new(device, trainer.mlp(), path).map_err(AppError::from);
         let views = views::GpuViews::new(device, trainer.mlp(), path)?;
@@ -408,9 +410,14 @@ impl Engine {
     }
 
     /// A CPU engine.
-    pub(crate) fn cpu(config: TrainConfig, data: Points) -> AppResult<Self> {
-        let eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
-        let trainer = CpuTrainer::with_custom(config, Some(data), None).map_err(AppError::from)?;
+    pub(crate) fn cpu(
+        config: TrainConfig,
+        data: Points,
+        source: Option<Points>,
+    ) -> AppResult<Self> {
+        let eval_x0 = prior_draw(&config, source.as_ref(), EVAL_POINTS, EVAL_SEED);
+        let trainer =
+            CpuTrainer::with_custom(config, Some(data), source).map_err(AppError::from)?;
         Ok(Self::Cpu(Box::new(CpuEngine {
             trainer,
             flows: [None, None],
@@ -494,14 +501,16 @@ impl Engine {
                     if path_changed {
                         g.views.set_path(config.path)?;
                     }
-                    g.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
+                    g.eval_x0 =
+                        prior_draw(&config, g.trainer.source_pool(), EVAL_POINTS, EVAL_SEED);
                     g.x0_for = None;
                     g.pending_eval = None;
                 }
             }
             Self::Cpu(c) => {
                 if !optimizer_only {
-                    c.eval_x0 = prior_draw(&config, EVAL_POINTS, EVAL_SEED);
+                    c.eval_x0 =
+                        prior_draw(&config, c.trainer.source_pool(), EVAL_POINTS, EVAL_SEED);
                     c.finished_eval = None;
                 }
                 if path_changed {
@@ -645,7 +654,12 @@ impl Engine {
                     g.trainer.config().path.prior_scale().to_bits(),
                 );
                 if g.x0_for != Some(key) {
-                    g.x0 = prior_draw(g.trainer.config(), flow.n, flow.seed);
+                    g.x0 = prior_draw(
+                        g.trainer.config(),
+                        g.trainer.source_pool(),
+                        flow.n,
+                        flow.seed,
+                    );
                     g.x0_for = Some(key);
                 }
                 let mut encoder = g.new_encoder("app::refresh_flow");
@@ -677,7 +691,12 @@ impl Engine {
                 if let Some(Snapshot::Cpu(params)) = snapshot {
                     model.params.clone_from(params);
                 }
-                let x0 = prior_draw(c.trainer.config(), flow.n, flow.seed);
+                let x0 = prior_draw(
+                    c.trainer.config(),
+                    c.trainer.source_pool(),
+                    flow.n,
+                    flow.seed,
+                );
                 let out = model.integrate(&x0, flow).map_err(AppError::from)?;
                 c.flows[which] = Some(out.trajectories);
                 if which == CURRENT {
@@ -948,23 +967,55 @@ impl Engine {
         }
     }
 
-    /// Trains on `points` from now on (the user's own data), keeping the weights, the optimizer
-    /// and the step count: the flow morphs to the new data. A reflow coupling is dropped.
-    pub(crate) fn set_data(&mut self, dataset: DataSource, points: Points) -> AppResult<()> {
-        let source = self.config().source.clone();
+    /// Trains on new data and from a new source from now on (the user's own points, for custom
+    /// ones), keeping the weights, the optimizer and the step count: the flow morphs to the new
+    /// data. A reflow coupling is dropped; the evaluation's and the particles' starts are drawn
+    /// again from the source.
+    pub(crate) fn set_pools(
+        &mut self,
+        (dataset, points): (DataSource, Points),
+        (source, source_points): (DataSource, Option<Points>),
+    ) -> AppResult<()> {
         match self {
-            Self::Gpu(g) => g
-                .trainer
-                .set_dataset(dataset, source, Some(points), None)
-                .map_err(AppError::from)?,
-            Self::Cpu(c) => c
-                .trainer
-                .set_dataset(dataset, source, Some(points), None)
-                .map_err(AppError::from)?,
+            Self::Gpu(g) => {
+                g.trainer
+                    .set_dataset(dataset, source, Some(points), source_points)
+                    .map_err(AppError::from)?;
+                g.eval_x0 = prior_draw(
+                    g.trainer.config(),
+                    g.trainer.source_pool(),
+                    EVAL_POINTS,
+                    EVAL_SEED,
+                );
+                g.x0_for = None;
+                g.pending_eval = None;
+                g.views.density_x0.clear();
+            }
+            Self::Cpu(c) => {
+                c.trainer
+                    .set_dataset(dataset, source, Some(points), source_points)
+                    .map_err(AppError::from)?;
+                c.eval_x0 = prior_draw(
+                    c.trainer.config(),
+                    c.trainer.source_pool(),
+                    EVAL_POINTS,
+                    EVAL_SEED,
+                );
+                c.finished_eval = None;
+                c.views = views::CpuViews::default();
+            }
         }
         // The new data has its own loss level.
         self.watch_mut().new_level();
         Ok(())
+    }
+
+    /// The source points of a custom source (`None` for a built-in one).
+    pub(crate) fn source_pool(&self) -> Option<&Points> {
+        match self {
+            Self::Gpu(g) => g.trainer.source_pool(),
+            Self::Cpu(c) => c.trainer.source_pool(),
+        }
     }
 
     /// Replaces the weights (raw and EMA) with `params`, e.g. imported ones; checkpoints of the

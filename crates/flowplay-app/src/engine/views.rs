@@ -111,7 +111,7 @@ pub(crate) struct GpuViews {
     logp_read: Option<(LogpAsk, PendingRead)>,
     /// What the density sampler last integrated.
     density_run: Option<RunKey>,
-    density_x0: Vec<[f32; 2]>,
+    pub(super) density_x0: Vec<[f32; 2]>,
     /// The drawn weights on their way back, for the stages view, and the last that came.
     model_read: Option<(u64, PendingRead)>,
     model: Option<(u64, FlowModel)>,
@@ -376,7 +376,12 @@ impl Engine {
                 let g = &mut **g;
                 if g.views.density_run != Some(key) {
                     if g.views.density_x0.len() != n {
-                        g.views.density_x0 = prior_draw(g.trainer.config(), n, DENSITY_SEED);
+                        g.views.density_x0 = prior_draw(
+                            g.trainer.config(),
+                            g.trainer.source_pool(),
+                            n,
+                            DENSITY_SEED,
+                        );
                     }
                     g.copy_drawn_weights(&mut encoder, &g.views.density);
                     let run = SampleRequest::new(ask.sampler, n)
@@ -407,7 +412,8 @@ impl Engine {
                 let n = (CPU_DENSITY_EVALS / ask.sampler.nfe().max(1)).clamp(256, 20_000);
                 let key = ask.run_key(c.drawn_version, n);
                 if c.views.density_run.as_ref().map(|r| r.0) != Some(key) {
-                    let x0 = prior_draw(c.trainer.config(), n, DENSITY_SEED);
+                    let x0 =
+                        prior_draw(c.trainer.config(), c.trainer.source_pool(), n, DENSITY_SEED);
                     let run = SampleRequest::new(ask.sampler, n)
                         .seeded(DENSITY_SEED)
                         .with_labels(labels(ask.classes, n), ask.cfg_scale)
@@ -602,7 +608,7 @@ impl Engine {
 
     /// Where particle `i` of the drawing `request` starts (at the prior's scale).
     pub(crate) fn particle_start(&self, request: &SampleRequest, i: usize) -> Option<[f32; 2]> {
-        prior_draw(self.config(), request.n, request.seed)
+        prior_draw(self.config(), self.source_pool(), request.n, request.seed)
             .get(i)
             .copied()
     }
@@ -631,7 +637,7 @@ impl Engine {
             Self::Cpu(c) => Ok(c.flows[CURRENT].as_ref().and_then(nearest)),
             Self::Gpu(_) => {
                 let n = request.n.min(NEAREST_SEARCHED);
-                let mut x0 = prior_draw(self.config(), request.n, request.seed);
+                let mut x0 = prior_draw(self.config(), self.source_pool(), request.n, request.seed);
                 x0.truncate(n);
                 let run = SampleRequest::new(request.sampler, n)
                     .with_labels(

@@ -3,7 +3,7 @@
 
 use egui::{RichText, Ui};
 
-use crate::app::PlaygroundApp;
+use crate::app::{PlaygroundApp, Role};
 use crate::canvas::PALETTE;
 use crate::command::Command;
 
@@ -67,7 +67,17 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
             )
             .clicked()
         {
-            out.push(Command::UseDrawing);
+            out.push(Command::UseDrawing(Role::Data));
+        }
+        if ui
+            .button("Start from the drawing")
+            .on_hover_text(
+                "The painted points become the source p₀ the particles start from (their \
+                 classes unused): the flow learns to carry your drawing to the data.",
+            )
+            .clicked()
+        {
+            out.push(Command::UseDrawing(Role::Source));
         }
     });
 }

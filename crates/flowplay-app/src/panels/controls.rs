@@ -123,11 +123,23 @@ fn data_ui(ui: &mut Ui, edited: &mut Settings) {
         .response
         .on_hover_text("The data distribution p₁ the flow must reach (a new model).");
     egui::ComboBox::from_label("source")
-        .selected_text(data.source.name())
+        .selected_text(data.source_name())
         .show_ui(ui, |ui| {
+            if let Some(custom) = &data.custom_source {
+                let _ = ui
+                    .selectable_label(true, &custom.name)
+                    .on_hover_text(format!("Your {} points (imported).", custom.points.len()));
+            }
             for dataset in Dataset::ALL {
-                ui.selectable_value(&mut data.source, dataset, dataset.name())
-                    .on_hover_text(dataset.description());
+                let chosen = data.custom_source.is_none() && data.source == dataset;
+                if ui
+                    .selectable_label(chosen, dataset.name())
+                    .on_hover_text(dataset.description())
+                    .clicked()
+                {
+                    data.source = dataset;
+                    data.custom_source = None;
+                }
             }
         })
         .response

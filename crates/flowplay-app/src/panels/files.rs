@@ -3,20 +3,44 @@
 
 use egui::{RichText, Ui};
 
-use crate::app::PlaygroundApp;
+use flowplay_core::picture::Density;
+
+use crate::app::{PlaygroundApp, Role};
 use crate::command::{Command, Export};
 use crate::files::Purpose;
 
 /// Draws the import and export buttons and pushes what the user asked for.
 pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
     ui.label(RichText::new("Your data and results").strong());
+    let (mut role, mut density) = (app.files.role, app.files.density);
+    ui.horizontal_wrapped(|ui| {
+        ui.label("points become the:");
+        ui.radio_value(&mut role, Role::Data, "data")
+            .on_hover_text("The distribution p₁ the flow learns to reach.");
+        ui.radio_value(&mut role, Role::Source, "source")
+            .on_hover_text(
+                "The distribution p₀ the particles start from, instead of N(0, I): a flow from \
+                 your points to the data (the likelihood then has no known start density).",
+            );
+    });
+    ui.horizontal_wrapped(|ui| {
+        ui.label("a picture's points:");
+        ui.radio_value(&mut density, Density::Darkness, "dark pixels")
+            .on_hover_text("Ink on paper: the darker a pixel, the more points fall in it.");
+        ui.radio_value(&mut density, Density::Brightness, "bright pixels")
+            .on_hover_text("Light on black: the brighter a pixel, the more points fall in it.");
+    });
+    if (role, density) != (app.files.role, app.files.density) {
+        out.push(Command::ImportAs(role, density));
+    }
     ui.horizontal_wrapped(|ui| {
         if ui
-            .button("Import CSV")
+            .button("Import points")
             .on_hover_text(
                 "Train on your own points: a CSV with columns x,y or x,y,label (a header line \
-                 and # comments are fine). The weights carry on, so the flow morphs to the new \
-                 data. Or drop the file on the window.",
+                 and # comments are fine), or a PNG or JPEG picture, whose dark (or bright) \
+                 pixels are sampled to 16 384 points. The weights carry on, so the flow morphs \
+                 to the new data. Or drop the file on the window.",
             )
             .clicked()
         {

@@ -110,7 +110,10 @@ fn the_brush_panel_asks_for_the_brush_and_the_drawing() {
     assert!(!h.state().app.brush.on, "applied only by the app");
     h.get_by_label("Train on the drawing").click();
     h.run();
-    assert_eq!(h.state().commands, vec![Command::UseDrawing]);
+    assert_eq!(
+        h.state().commands,
+        vec![Command::UseDrawing(crate::app::Role::Data)]
+    );
 }
 
 #[test]

@@ -117,8 +117,11 @@ pub(crate) struct DataSettings {
     pub(crate) dataset: Dataset,
     /// The user's own points, trained on instead of `dataset`. A link cannot carry them.
     pub(crate) custom: Option<CustomData>,
-    /// The source distribution p₀: `Normal`, or another dataset (flows between datasets).
+    /// The source distribution p₀: `Normal`, or another dataset (flows between datasets),
+    /// unless `custom_source` points stand in for it.
     pub(crate) source: Dataset,
+    /// The user's own points as the source p₀ (their labels unused). A link cannot carry them.
+    pub(crate) custom_source: Option<CustomData>,
     /// Same seed, same data, weights and batches.
     pub(crate) seed: u64,
 }
@@ -161,6 +164,34 @@ impl DataSettings {
             },
             None => DataSource::Builtin(self.dataset),
         }
+    }
+
+    /// The source as the core names it.
+    pub(crate) fn source_of_source(&self) -> DataSource {
+        match &self.custom_source {
+            Some(c) => DataSource::Custom {
+                name: c.name.clone(),
+            },
+            None => DataSource::Builtin(self.source),
+        }
+    }
+
+    /// The source's name shown ("normal", or the file's).
+    pub(crate) fn source_name(&self) -> String {
+        match &self.custom_source {
+            Some(c) => c.name.clone(),
+            None => self.source.name().to_string(),
+        }
+    }
+
+    /// The user's source points, for a custom source.
+    pub(crate) fn source_points(&self) -> Option<Points> {
+        self.custom_source.as_ref().map(|c| (*c.points).clone())
+    }
+
+    /// Whether a link can carry the data and the source (not the user's own points).
+    pub(crate) fn is_shareable(&self) -> bool {
+        self.custom.is_none() && self.custom_source.is_none()
     }
 
     /// Classes of the data (0: unlabelled).
@@ -334,6 +365,7 @@ impl Default for Settings {
                 dataset: Dataset::Moons,
                 custom: None,
                 source: Dataset::Normal,
+                custom_source: None,
                 seed: 0,
             },
             model: ModelSettings {
@@ -401,7 +433,7 @@ impl Settings {
     pub(crate) fn train_config(&self, data_rms: f32) -> TrainConfig {
         TrainConfig {
             dataset: self.data.source_of_data(),
-            source: DataSource::Builtin(self.data.source),
+            source: self.data.source_of_source(),
             path: self.training.path.path(data_rms),
             time_sampling: self.training.time_sampling(),
             mlp: MlpConfig {
@@ -476,16 +508,8 @@ impl Settings {
                 parts.push(format!("{name} {a} → {b}"));
             }
         };
-        note(
-            "dataset",
-            self.data.dataset.name().into(),
-            other.data.dataset.name().into(),
-        );
-        note(
-            "source",
-            self.data.source.name().into(),
-            other.data.source.name().into(),
-        );
+        note("dataset", self.data.name(), other.data.name());
+        note("source", self.data.source_name(), other.data.source_name());
         note(
             "seed",
             self.data.seed.to_string(),

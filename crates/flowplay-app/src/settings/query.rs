@@ -502,6 +502,7 @@ mod tests {
                 dataset: Dataset::Spirals,
                 custom: None,
                 source: Dataset::Circles,
+                custom_source: None,
                 seed: 7,
             },
             model: ModelSettings {

@@ -1,0 +1,78 @@
+//! The brush's points: painted on the canvas, erased, and made the data or the source.
+
+use flowplay_core::data::Points;
+
+use super::PlaygroundApp;
+use super::state::Role;
+
+/// The most points the brush paints.
+pub(crate) const MAX_DRAWN_POINTS: usize = 20_000;
+/// The fewest painted points the flow trains on.
+pub(crate) const MIN_DRAWN_POINTS: usize = 8;
+
+impl PlaygroundApp {
+    /// One dab of the brush at `at` (world units, radius `radius`): points drawn uniformly in
+    /// the disc, or the points in it erased.
+    pub(crate) fn paint(&mut self, at: [f32; 2], radius: f32) {
+        let drawing = &mut self.drawing;
+        if self.brush.erase {
+            let r2 = radius * radius;
+            let keep: Vec<bool> = drawing
+                .xy
+                .iter()
+                .map(|p| (p[0] - at[0]).powi(2) + (p[1] - at[1]).powi(2) > r2)
+                .collect();
+            let mut k = keep.iter();
+            drawing.xy.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            drawing.labels.retain(|_| *k.next().unwrap_or(&true));
+            return;
+        }
+        let room = MAX_DRAWN_POINTS.saturating_sub(drawing.xy.len());
+        let mut rng = flowplay_core::rng::Rng::with_domain(drawing.dabs, "brush");
+        drawing.dabs += 1;
+        for _ in 0..self.brush.density.min(room) {
+            // Uniform in the disc: the radius as √u.
+            let r = radius * rng.uniform().sqrt();
+            let angle = std::f32::consts::TAU * rng.uniform();
+            drawing
+                .xy
+                .push([at[0] + r * angle.cos(), at[1] + r * angle.sin()]);
+            drawing.labels.push(self.brush.class);
+        }
+        if room == 0 {
+            self.notices.error = Some(format!(
+                "The drawing holds at most {MAX_DRAWN_POINTS} points: train on it, or erase some."
+            ));
+        }
+    }
+
+    /// Makes the painted points the data (one class: unlabelled; several: labelled, for a
+    /// class-conditional model) or the source, or says why not.
+    pub(crate) fn use_drawing(&mut self, role: Role) -> Result<String, String> {
+        let drawing = &self.drawing;
+        if drawing.xy.len() < MIN_DRAWN_POINTS {
+            return Err(format!(
+                "The drawing has {} points; paint at least {MIN_DRAWN_POINTS} (turn the brush on \
+                 and drag on the canvas). {}",
+                drawing.xy.len(),
+                role.kept()
+            ));
+        }
+        let used: std::collections::BTreeSet<u32> = drawing.labels.iter().copied().collect();
+        let points = if used.len() > 1 {
+            // Classes renumbered 0.. in order, so that unused colours leave no empty class.
+            let index: std::collections::BTreeMap<u32, u32> = used
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| (c, i as u32))
+                .collect();
+            let labels = drawing.labels.iter().map(|c| index[c]).collect();
+            Points::labelled(drawing.xy.clone(), labels)
+        } else {
+            Ok(Points::unlabelled(drawing.xy.clone()))
+        }
+        .map_err(|e| format!("The drawing cannot be used: {e}."))?;
+        self.use_points("your drawing", points, role)
+    }
+}
