@@ -41,6 +41,8 @@ pub(crate) enum Command {
     Export(Export),
     /// Put a link with every setting on the clipboard.
     CopyLink,
+    /// Take a picture of the canvas, or of the flow from t = 0 to 1.
+    Capture(crate::media::Picture),
     /// New brush settings.
     Brush(BrushTool),
     /// One dab of the brush at a world point, with the brush's radius in world units.

@@ -141,15 +141,34 @@ fn read_path(path: &std::path::Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{shown} cannot be read: {e}."))
 }
 
+#[cfg(test)]
+thread_local! {
+    /// What tests saved: no dialog opens under `cargo test`.
+    pub(crate) static SAVED: std::cell::RefCell<Vec<(String, Vec<u8>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Takes what this test thread saved.
+#[cfg(test)]
+pub(crate) fn take_saved() -> Vec<(String, Vec<u8>)> {
+    SAVED.with(|saved| std::mem::take(&mut *saved.borrow_mut()))
+}
+
 /// Saves `bytes` as `name`: natively through a save dialog (`Ok(None)` when cancelled), on the
 /// web as a download. Returns where it went.
 pub(crate) fn save(name: &str, bytes: &[u8], mime: &str) -> Result<Option<String>, String> {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(test)]
+    {
+        let _ = mime;
+        SAVED.with(|saved| saved.borrow_mut().push((name.to_string(), bytes.to_vec())));
+        Ok(Some(name.to_string()))
+    }
+    #[cfg(all(not(test), target_arch = "wasm32"))]
     {
         download(name, bytes, mime)?;
         Ok(Some(format!("{name} (downloaded)")))
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(all(not(test), not(target_arch = "wasm32")))]
     {
         let _ = mime;
         let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() else {

@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod files;
 mod layers;
+mod media;
 mod paint;
 mod panels;
 mod settings;

@@ -53,6 +53,8 @@ pub(crate) struct Status {
     pub(crate) data_points: usize,
     /// Every setting, in the URL hash's form.
     pub(crate) settings: String,
+    /// A picture or video being taken: "GIF 12 of 41".
+    pub(crate) capture: Option<String>,
 }
 
 impl Status {

@@ -38,6 +38,7 @@ impl PlaygroundApp {
                 let said = self.use_drawing(role);
                 self.notices.error = Some(said.unwrap_or_else(|why| why));
             }
+            Command::Capture(picture) => self.start_capture(picture),
             Command::CopyLink => {
                 let link = crate::web::link(&self.settings.to_query());
                 let shareable = self.settings.data.is_shareable();

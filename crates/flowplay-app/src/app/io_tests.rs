@@ -503,3 +503,125 @@ fn the_gpu_trains_from_a_custom_source() {
         "{p:?}"
     );
 }
+
+/// A screenshot of `size` pixels whose every pixel is `grey`.
+fn screenshot(size: [usize; 2], grey: u8) -> egui::ColorImage {
+    egui::ColorImage::filled(size, egui::Color32::from_gray(grey))
+}
+
+/// Frames as eframe runs them, a screenshot coming back a frame after it is asked for (its
+/// grey the time shown), until the capture ends.
+fn capture_frames(app: &mut PlaygroundApp, ctx: &egui::Context) -> Vec<f32> {
+    let mut times = Vec::new();
+    for _ in 0..1000 {
+        if app.files.capture.is_none() {
+            break;
+        }
+        app.work(0.016);
+        app.capture_before_drawing();
+        let grey = (app.player.time * 200.0) as u8;
+        if app.deliver_screenshot(screenshot([200, 120], grey)) {
+            times.push(app.player.time);
+        }
+        app.capture_after_drawing(ctx);
+    }
+    times
+}
+
+/// The flow as a GIF: training and the player pause, the canvas is shown at t = 0, 1/40, … 1,
+/// each held until its screenshot is back, cropped to the canvas; then the GIF is saved and
+/// training resumes.
+#[test]
+fn the_flow_is_saved_as_a_gif_frame_by_frame() {
+    let mut app = app(small());
+    app.training = true;
+    app.train_for_a_frame();
+    let ctx = egui::Context::default();
+    app.canvas.rect = Some(egui::Rect::from_min_size(
+        egui::pos2(20.0, 10.0),
+        egui::vec2(100.0, 80.0),
+    ));
+    app.apply(Command::Capture(crate::media::Picture::Gif));
+    assert!(!app.training && !app.player.playing);
+    let times = capture_frames(&mut app, &ctx);
+    assert_eq!(times.len(), 41);
+    for (k, t) in times.iter().enumerate() {
+        assert!((t - k as f32 / 40.0).abs() < 1e-6, "{k}: {t}");
+    }
+    assert!(app.files.capture.is_none());
+    assert!(app.training && app.player.playing, "resumed");
+    let notice = app.notice_text().unwrap_or_default();
+    assert!(
+        notice.contains("-flow.gif (41 frames of 100×80)"),
+        "{notice}"
+    );
+    let saved = crate::files::take_saved();
+    assert_eq!(saved.len(), 1);
+    assert!(
+        saved[0].0.starts_with("flowplay-moons-step"),
+        "{}",
+        saved[0].0
+    );
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options
+        .read_info(std::io::Cursor::new(&saved[0].1))
+        .expect("a GIF");
+    let mut greys = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().expect("a frame") {
+        assert_eq!((frame.width, frame.height), (100, 80));
+        greys.push(frame.buffer[0]);
+    }
+    assert_eq!(greys.len(), 41);
+    // The frames in order: t = 0 black, t = 1 light grey, each within the palette's error.
+    for (k, g) in greys.iter().enumerate() {
+        let want = (k as f32 / 40.0 * 200.0) as u8;
+        assert!(g.abs_diff(want) <= 6, "frame {k}: {g} vs {want}");
+    }
+}
+
+/// The canvas as a PNG, at the time shown; a screenshot that never comes back ends the capture
+/// with a notice and resumes training.
+#[test]
+fn the_canvas_is_saved_as_a_png() {
+    let mut app = app(small());
+    let ctx = egui::Context::default();
+    app.canvas.rect = Some(egui::Rect::from_min_size(
+        egui::pos2(0.0, 0.0),
+        egui::vec2(50.0, 30.0),
+    ));
+    app.player.time = 0.5;
+    app.apply(Command::Capture(crate::media::Picture::Png));
+    let times = capture_frames(&mut app, &ctx);
+    assert_eq!(times, [0.5]);
+    let saved = crate::files::take_saved();
+    assert!(saved[0].0.ends_with(".png"), "{}", saved[0].0);
+    let png = image::load_from_memory(&saved[0].1)
+        .expect("a PNG")
+        .to_rgba8();
+    assert_eq!(png.dimensions(), (50, 30));
+    assert_eq!(png.get_pixel(3, 3).0, [100, 100, 100, 255]);
+
+    app.training = true;
+    app.apply(Command::Capture(crate::media::Picture::Png));
+    for _ in 0..700 {
+        app.work(0.016);
+        app.capture_before_drawing();
+        app.capture_after_drawing(&ctx);
+    }
+    assert!(app.files.capture.is_none());
+    let notice = app.notice_text().unwrap_or_default();
+    assert!(
+        notice.contains("the screenshot never came back"),
+        "{notice}"
+    );
+    assert!(app.training);
+    // WebM needs the browser's encoder.
+    app.apply(Command::Capture(crate::media::Picture::Webm));
+    assert!(app.files.capture.is_none());
+    assert!(
+        app.notice_text()
+            .unwrap_or_default()
+            .contains("no WebCodecs VideoEncoder")
+    );
+}

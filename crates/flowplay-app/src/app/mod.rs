@@ -3,6 +3,7 @@
 //! (`crate::panels`) and the canvas read the state and return [`Command`]s.
 
 pub(crate) mod apply;
+mod capture;
 mod drawing;
 mod export;
 mod import;
@@ -307,6 +308,7 @@ impl PlaygroundApp {
             notice: self.notice_text(),
             data: self.settings.data.name(),
             data_points: self.engine.data().len(),
+            capture: self.files.capture.as_ref().map(capture::Capture::progress),
             settings: self.settings.to_query(),
         }
     }
@@ -383,9 +385,11 @@ impl PlaygroundApp {
         self.follow_hash();
         crate::files::take_dropped(ui.ctx(), &self.files.inbox);
         self.receive_files();
+        self.receive_video();
         self.continue_export();
         self.work(ui.input(|i| i.stable_dt));
         self.update_views(ui.ctx());
+        self.capture_before_drawing();
 
         egui::Panel::left("settings")
             .resizable(false)
@@ -416,6 +420,7 @@ impl PlaygroundApp {
         for command in commands {
             self.apply(command);
         }
+        self.capture_after_drawing(ui.ctx());
         if let Some(link) = self.files.copy.take() {
             ui.ctx().copy_text(link);
         }
@@ -430,6 +435,7 @@ impl PlaygroundApp {
             || self.engine.busy()
             || self.edits.deferred.is_some()
             || self.files.exporting.is_some()
+            || self.files.capture.is_some()
         {
             ui.ctx().request_repaint();
         } else {

@@ -294,7 +294,7 @@ pub(crate) struct Drawing {
 }
 
 /// Files coming in and results going out.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(crate) struct FileState {
     /// Opened and dropped files not yet handled.
     pub(crate) inbox: crate::files::Inbox,
@@ -306,6 +306,10 @@ pub(crate) struct FileState {
     pub(crate) role: Role,
     /// Which pixels of an imported picture are dense.
     pub(crate) density: flowplay_core::picture::Density,
+    /// A picture or video of the canvas being taken.
+    pub(crate) capture: Option<super::capture::Capture>,
+    /// A video encoded in the background, said when it is done.
+    pub(crate) video: super::capture::VideoResult,
 }
 
 /// What imported or drawn points become.

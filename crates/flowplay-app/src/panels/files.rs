@@ -8,6 +8,7 @@ use flowplay_core::picture::Density;
 use crate::app::{PlaygroundApp, Role};
 use crate::command::{Command, Export};
 use crate::files::Purpose;
+use crate::media::Picture;
 
 /// Draws the import and export buttons and pushes what the user asked for.
 pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
@@ -98,6 +99,7 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
     if busy {
         ui.label("reading the weights back from the GPU ...");
     }
+    pictures_ui(ui, app, out);
     if ui
         .button("Copy link")
         .on_hover_text(
@@ -108,4 +110,46 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
     {
         out.push(Command::CopyLink);
     }
+}
+
+/// The canvas as a picture, and the flow as an animation.
+fn pictures_ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
+    if let Some(capture) = &app.files.capture {
+        ui.label(format!("taking the pictures: {}", capture.progress()));
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.label("picture:");
+        if ui
+            .button("canvas (PNG)")
+            .on_hover_text(
+                "The canvas as it is now, with every layer shown, at the screen's resolution.",
+            )
+            .clicked()
+        {
+            out.push(Command::Capture(Picture::Png));
+        }
+        if ui
+            .button("flow (GIF)")
+            .on_hover_text(
+                "The flow from t = 0 to 1 in 41 frames (training pauses meanwhile), as a \
+                 looping GIF of at most 480 pixels a side.",
+            )
+            .clicked()
+        {
+            out.push(Command::Capture(Picture::Gif));
+        }
+        let video = crate::media::can_encode_video();
+        if ui
+            .add_enabled(video, egui::Button::new("flow (WebM)"))
+            .on_hover_text("The flow from t = 0 to 1 as a 2-second VP8 video (WebCodecs).")
+            .on_disabled_hover_text(
+                "Video is encoded with the browser's WebCodecs, which this one (or the desktop \
+                 app) does not have: the GIF works everywhere.",
+            )
+            .clicked()
+        {
+            out.push(Command::Capture(Picture::Webm));
+        }
+    });
 }
