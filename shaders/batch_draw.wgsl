@@ -45,17 +45,43 @@ struct BatchDraw {
 @group(0) @binding(8) var<uniform> u: BatchDraw;
 @group(0) @binding(9) var<uniform> step: StepValues;
 
+// `x` with `zero` (which is 0) or'ed into its bits: the same number, but not one a compiler can
+// fold into the code.
+fn opaque_f32(x: f32, zero: u32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) | zero);
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= u.batch) {
         return;
     }
+    // Every uniform a branch tests, here or in the path's functions, is mixed with
+    // `never_zero`, which is 0 (i < batch < 2³² − 1) but which no compiler can prove so. Without
+    // it lavapipe (Mesa's Vulkan on the CPU, as in CI) specialises this kernel for the uniform
+    // values at every dispatch, compiling it afresh with LLVM and keeping every copy: a training
+    // run there grew by about 600 KB a step and spent most of its time compiling.
+    let never_zero = select(0u, 1u, i == 0xFFFFFFFFu);
+    let mode = u.mode | never_zero;
+    let labelled = u.labelled | never_zero;
+    let time_kind = u.time_kind | never_zero;
+    let conditional = u.conditional | never_zero;
+    let path = PathParams(
+        u.path.kind | never_zero,
+        u.path.preconditioned | never_zero,
+        opaque_f32(u.path.sigma_min, never_zero),
+        opaque_f32(u.path.sigma_max, never_zero),
+        opaque_f32(u.path.sigma_data, never_zero),
+        0.0,
+        0.0,
+        0.0,
+    );
     var x0: vec2<f32>;
     var x1: vec2<f32>;
     var label = 0u;
     var t: f32;
-    if (u.mode == SOURCE_EXPLICIT) {
+    if (mode == SOURCE_EXPLICIT) {
         let e = (step.slot * u.batch + i) * 6u;
         x0 = vec2<f32>(uploaded[e], uploaded[e + 1u]);
         x1 = vec2<f32>(uploaded[e + 2u], uploaded[e + 3u]);
@@ -65,34 +91,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let indices = threefry2x32(u.key, vec2<u32>(i, stream_word(step.step, STREAM_INDICES)));
         let j = indices.x % u.data_len;
         x1 = data_xy[j];
-        if (u.labelled != 0u) {
+        if (labelled != 0u) {
             label = data_labels[j];
         }
-        if (u.mode == SOURCE_PAIRS) {
+        if (mode == SOURCE_PAIRS) {
             x0 = source_xy[j];
-        } else if (u.mode == SOURCE_POOL) {
+        } else if (mode == SOURCE_POOL) {
             x0 = source_xy[indices.y % u.source_len];
         } else {
             x0 = normal_pair(threefry2x32(u.key, vec2<u32>(i, stream_word(step.step, STREAM_SOURCE_NOISE))));
         }
         let time_bits = threefry2x32(u.key, vec2<u32>(i, stream_word(step.step, STREAM_TIME)));
-        if (u.time_kind == 0u) {
+        if (time_kind == 0u) {
             t = unit_f32(time_bits.x);
         } else {
             let z = normal_pair(time_bits).x;
             t = 1.0 / (1.0 + exp_f32(-(u.t_mean + u.t_std * z)));
         }
-        if (u.conditional != 0u) {
+        if (conditional != 0u) {
             let drop = threefry2x32(u.key, vec2<u32>(i, stream_word(step.step, STREAM_LABEL_DROP)));
             if (unit_f32(drop.x) < u.p_drop) {
                 label = u.null_label;
             }
         }
     }
-    let c = path_coefficients(u.path, t);
+    let c = path_coefficients(path, t);
     let x_t = c.x * x0 + c.y * x1;
     let u_t = c.z * x0 + c.w * x1;
-    let pre = path_preconditioning(u.path, t);
+    let pre = path_preconditioning(path, t);
     t_out[i] = t;
     labels_out[i] = label;
     net_input[i * u.in_stride] = pre.x * x_t.x;
