@@ -8,6 +8,7 @@ use flowplay_gpu::Rgba;
 use crate::app::{BrushTool, CanvasState, Drawing};
 use crate::command::Command;
 use crate::layers::{self, LayerId, LayerSet, LegendEntry, PaintCx, Scene};
+use crate::view::View;
 
 /// Class colours of a conditional model's particles (and, faded, of its data).
 pub(crate) const PALETTE: [Color32; 8] = [
@@ -46,83 +47,6 @@ pub(crate) fn rgba(c: Color32) -> Rgba {
 pub(crate) fn colour32(c: Rgba) -> Color32 {
     let [r, g, b, a] = c.0.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
     Color32::from_rgba_unmultiplied(r, g, b, a)
-}
-
-/// The region of the plane shown, with equal scales on both axes.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct View {
-    centre: [f32; 2],
-    half_extent: f32,
-}
-
-impl View {
-    /// A view holding `points` and the ±3σ box of the prior.
-    pub(crate) fn fit(points: impl IntoIterator<Item = [f32; 2]>, prior_scale: f32) -> Self {
-        let mut lo = [-3.0 * prior_scale.min(4.0); 2];
-        let mut hi = [3.0 * prior_scale.min(4.0); 2];
-        for p in points {
-            for d in 0..2 {
-                lo[d] = lo[d].min(p[d]);
-                hi[d] = hi[d].max(p[d]);
-            }
-        }
-        Self {
-            centre: [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0],
-            half_extent: 0.55 * (hi[0] - lo[0]).max(hi[1] - lo[1]),
-        }
-    }
-
-    /// World units per egui point in `rect`.
-    pub(crate) fn world_per_point(self, rect: Rect) -> f32 {
-        self.half_extent / (0.5 * rect.width().min(rect.height()).max(1.0))
-    }
-
-    pub(crate) fn to_screen(self, rect: Rect, p: [f32; 2]) -> Pos2 {
-        let scale = 1.0 / self.world_per_point(rect);
-        pos2(
-            rect.center().x + (p[0] - self.centre[0]) * scale,
-            rect.center().y - (p[1] - self.centre[1]) * scale,
-        )
-    }
-
-    pub(crate) fn to_world(self, rect: Rect, p: Pos2) -> [f32; 2] {
-        let w = self.world_per_point(rect);
-        [
-            self.centre[0] + (p.x - rect.center().x) * w,
-            self.centre[1] - (p.y - rect.center().y) * w,
-        ]
-    }
-
-    /// The world rectangle `rect` shows.
-    pub(crate) fn world_rect(self, rect: Rect) -> flowplay_gpu::Rect {
-        let a = self.to_world(rect, rect.left_bottom());
-        let b = self.to_world(rect, rect.right_top());
-        flowplay_gpu::Rect::new(a, b)
-    }
-
-    /// The view panned by a drag of `delta` points and zoomed by `factor` (> 1 zooms in) about
-    /// `anchor`.
-    pub(crate) fn panned_zoomed(
-        mut self,
-        rect: Rect,
-        delta: egui::Vec2,
-        factor: f32,
-        anchor: Option<Pos2>,
-    ) -> Self {
-        let w = self.world_per_point(rect);
-        self.centre[0] -= delta.x * w;
-        self.centre[1] += delta.y * w;
-        if (factor - 1.0).abs() > 1e-6 && factor.is_finite() && factor > 0.0 {
-            let fixed = anchor.map_or(self.centre, |a| self.to_world(rect, a));
-            let half = (self.half_extent / factor).clamp(1e-3, 1e4);
-            let k = half / self.half_extent;
-            for (c, f) in self.centre.iter_mut().zip(fixed) {
-                *c = f + (*c - f) * k;
-            }
-            self.half_extent = half;
-        }
-        self
-    }
 }
 
 /// Draws the canvas for `scene` with the layers of `on`; pushes the view's changes, a click (for
@@ -306,29 +230,5 @@ fn legend_ui(
             font.clone(),
             visuals.text_color(),
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_view_maps_world_and_screen_both_ways() {
-        let rect = Rect::from_min_size(pos2(10.0, 20.0), vec2(400.0, 300.0));
-        let view = View::fit([[2.0, 1.0], [-1.0, -2.0]], 1.0);
-        for p in [[0.0, 0.0], [1.5, -0.5], [-2.0, 2.5]] {
-            let back = view.to_world(rect, view.to_screen(rect, p));
-            assert!((back[0] - p[0]).abs() < 1e-4 && (back[1] - p[1]).abs() < 1e-4);
-        }
-        let world = view.world_rect(rect);
-        assert!(world.max[0] > world.min[0] && world.max[1] > world.min[1]);
-        // Zooming in about a point keeps that point where it is.
-        let anchor = pos2(300.0, 100.0);
-        let fixed = view.to_world(rect, anchor);
-        let zoomed = view.panned_zoomed(rect, egui::Vec2::ZERO, 2.0, Some(anchor));
-        let still = zoomed.to_world(rect, anchor);
-        assert!((still[0] - fixed[0]).abs() < 1e-4 && (still[1] - fixed[1]).abs() < 1e-4);
-        assert!((zoomed.world_per_point(rect) - view.world_per_point(rect) / 2.0).abs() < 1e-6);
     }
 }

@@ -2,10 +2,10 @@
 //! `PlaygroundApp::apply` is the one place that acts on them.
 
 use crate::app::{BrushTool, Role};
-use crate::canvas::View;
 use crate::files::Purpose;
 use crate::layers::LayerId;
 use crate::settings::Settings;
+use crate::view::View;
 
 /// A step of the scrubber along the solver's time grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,6 +19,7 @@ mod media;
 mod paint;
 mod panels;
 mod settings;
+mod view;
 mod web;
 
 pub use app::PlaygroundApp;

@@ -4,11 +4,11 @@ use flowplay_core::sampler::{SamplerConfig, Solver};
 
 use super::PlaygroundApp;
 use super::state::{PlotMark, Round};
-use crate::canvas::View;
 use crate::command::{Command, Direction};
 use crate::engine::Flow;
 use crate::layers::LayerId;
 use crate::settings::{Change, Settings};
+use crate::view::View;
 
 /// Pairs in a reflow coupling, and the solver that generates them (accurate, QR §7.1).
 pub(crate) const REFLOW_PAIRS: usize = 4096;

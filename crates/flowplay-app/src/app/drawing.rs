@@ -1,6 +1,8 @@
 //! The brush's points: painted on the canvas, erased, and made the data or the source.
 
 use flowplay_core::data::Points;
+use glam::Vec2;
+use rand_distr::{Distribution as _, UnitDisc};
 
 use super::PlaygroundApp;
 use super::state::Role;
@@ -15,12 +17,13 @@ impl PlaygroundApp {
     /// the disc, or the points in it erased.
     pub(crate) fn paint(&mut self, at: [f32; 2], radius: f32) {
         let drawing = &mut self.drawing;
+        let at = Vec2::from(at);
         if self.brush.erase {
             let r2 = radius * radius;
             let keep: Vec<bool> = drawing
                 .xy
                 .iter()
-                .map(|p| (p[0] - at[0]).powi(2) + (p[1] - at[1]).powi(2) > r2)
+                .map(|&p| Vec2::from(p).distance_squared(at) > r2)
                 .collect();
             let mut k = keep.iter();
             drawing.xy.retain(|_| *k.next().unwrap_or(&true));
@@ -29,17 +32,19 @@ impl PlaygroundApp {
             return;
         }
         let room = MAX_DRAWN_POINTS.saturating_sub(drawing.xy.len());
+        // rand's uniform disc over the counter-based stream: a drawing is reproducible.
         let mut rng = flowplay_core::rng::Rng::with_domain(drawing.dabs, "brush");
         drawing.dabs += 1;
-        for _ in 0..self.brush.density.min(room) {
-            // Uniform in the disc: the radius as √u.
-            let r = radius * rng.uniform().sqrt();
-            let angle = std::f32::consts::TAU * rng.uniform();
-            drawing
-                .xy
-                .push([at[0] + r * angle.cos(), at[1] + r * angle.sin()]);
-            drawing.labels.push(self.brush.class);
-        }
+        let dab = UnitDisc
+            .sample_iter(&mut rng)
+            .take(self.brush.density.min(room))
+            .map(|[x, y]: [f32; 2]| (at + radius * Vec2::new(x, y)).to_array());
+        let before = drawing.xy.len();
+        drawing.xy.extend(dab);
+        let added = drawing.xy.len() - before;
+        drawing
+            .labels
+            .extend(std::iter::repeat_n(self.brush.class, added));
         if room == 0 {
             self.notices.error = Some(format!(
                 "The drawing holds at most {MAX_DRAWN_POINTS} points: train on it, or erase some."

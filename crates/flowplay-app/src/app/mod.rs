@@ -23,13 +23,14 @@ pub(crate) use state::{
     FlowRefresh, FrameStats, GpuHandle, LayerState, Notices, Player, PlotMark, Role, Rounds, rate,
 };
 
-use crate::canvas::{self, View};
+use crate::canvas;
 use crate::command::Command;
 use crate::engine::{Backend, COMPARED, CURRENT, EVAL_POINTS, Engine};
 use crate::error::{AppError, AppResult};
 use crate::layers::Scene;
 use crate::panels;
 use crate::settings::{Compute, POOL_SIZE, Settings};
+use crate::view::View;
 use crate::web::{self, Status};
 
 /// Data points drawn.

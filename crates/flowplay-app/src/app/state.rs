@@ -8,11 +8,11 @@ use egui::Color32;
 use flowplay_core::flow::SampleRequest;
 use web_time::{Duration, Instant};
 
-use crate::canvas::View;
 use crate::engine::{DensityAsk, LogpAsk};
 use crate::engine::{Evaluation, Snapshot};
 use crate::layers::{FieldView, Heatmap, LayerId, PairsView, StageView};
 use crate::settings::{PathSettings, Settings};
+use crate::view::View;
 
 /// How often the particles are re-integrated with the newest weights while training.
 pub(crate) const FLOW_REFRESH: Duration = Duration::from_millis(400);

@@ -20,8 +20,8 @@ pub(crate) use pairs::PairsView;
 pub(crate) use particles::position_at;
 pub(crate) use stages::StageView;
 
-use crate::canvas::View;
 use crate::engine::Flow;
+use crate::view::View;
 
 /// A canvas layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
