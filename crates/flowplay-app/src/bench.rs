@@ -354,6 +354,130 @@ fn measure(
     })
 }
 
+/// Memory in use at one moment of a soak.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemorySample {
+    /// Frames run so far.
+    pub frame: u64,
+    /// Training steps done so far.
+    pub step: u64,
+    /// The process's resident set in bytes (Linux's /proc/self/statm; 0 elsewhere).
+    pub rss: u64,
+    /// Live GPU buffers (wgpu's internal counters).
+    pub buffers: isize,
+    /// Their bytes.
+    pub buffer_bytes: isize,
+    /// Live bind groups.
+    pub bind_groups: isize,
+    /// Live render and compute pipelines.
+    pub pipelines: isize,
+    /// Live shader modules.
+    pub shader_modules: isize,
+}
+
+impl MemorySample {
+    fn take(rs: &RenderState, frame: u64, step: u64) -> Self {
+        let counters = rs.device.get_internal_counters();
+        Self {
+            frame,
+            step,
+            rss: resident_bytes(),
+            buffers: counters.hal.buffers.read(),
+            buffer_bytes: counters.hal.buffer_memory.read(),
+            bind_groups: counters.hal.bind_groups.read(),
+            pipelines: counters.hal.render_pipelines.read() + counters.hal.compute_pipelines.read(),
+            shader_modules: counters.hal.shader_modules.read(),
+        }
+    }
+
+    /// One line of text.
+    pub fn line(&self) -> String {
+        format!(
+            "frame {:>6}, step {:>7}: RSS {:7.1} MB, {} GPU buffers of {:.1} MB, {} bind groups, \
+             {} pipelines, {} shader modules",
+            self.frame,
+            self.step,
+            self.rss as f64 / 1e6,
+            self.buffers,
+            self.buffer_bytes as f64 / 1e6,
+            self.bind_groups,
+            self.pipelines,
+            self.shader_modules
+        )
+    }
+}
+
+/// The resident set of this process in bytes (0 where /proc is not there).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Runs the playground (the first particle count of `options`, training on the GPU) for at
+/// least `frames` frames and `steps` training steps, sampling memory every `every` frames;
+/// `report` gets each sample as it is taken. Returns the samples.
+///
+/// The first sample is taken after a warm-up: the first particles drawn, `options.warmup`
+/// seconds, then `every` frames more, in which what the app makes once and keeps (the first
+/// evaluation's and checkpoint's buffers, read-back rings, the likelihood's pipelines, egui's
+/// font atlas) has been made. Memory that grows after that is what a long session would lose.
+pub fn soak(
+    rs: &RenderState,
+    options: &BenchOptions,
+    frames: u64,
+    steps: u64,
+    every: u64,
+    mut report: impl FnMut(&MemorySample),
+) -> Result<Vec<MemorySample>, String> {
+    let every = every.max(1);
+    let particles = options.particles.first().copied().unwrap_or(2000);
+    let query = format!(
+        "compute=gpu&train=1&{}&particles={particles}",
+        options.query.trim_start_matches('#')
+    );
+    let mut screen = Offscreen::new(rs, options.size, options.vsync);
+    let mut app = PlaygroundApp::start(&screen.ctx, Some(rs), Some(query));
+    let warm = Instant::now();
+    while app.status().flow_version < 1 || warm.elapsed().as_secs_f64() < options.warmup {
+        screen.frame(&mut app)?;
+        if warm.elapsed() > FRAME_TIMEOUT {
+            return Err("the particles were not drawn in time".to_string());
+        }
+    }
+    for _ in 0..every {
+        screen.frame(&mut app)?;
+    }
+    let mut samples = Vec::new();
+    let mut sample = |app: &PlaygroundApp, frame: u64| {
+        let taken = MemorySample::take(rs, frame, app.engine.steps_done());
+        report(&taken);
+        samples.push(taken);
+    };
+    sample(&app, 0);
+    let mut frame = 0;
+    while frame < frames || app.engine.steps_done() < steps {
+        screen.frame(&mut app)?;
+        frame += 1;
+        if frame % every == 0 {
+            sample(&app, frame);
+        }
+        if !app.training {
+            // A divergence paused it (said in the notice): the soak is of a run that trains.
+            return Err(format!(
+                "training stopped at step {}: {}",
+                app.engine.steps_done(),
+                app.notice_text().unwrap_or_default()
+            ));
+        }
+    }
+    if frame % every != 0 {
+        sample(&app, frame);
+    }
+    Ok(samples)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +523,27 @@ mod tests {
         assert!(figure.steps_per_sec > 0.0, "training went on: {figure:?}");
         assert_eq!(held(&figures, 0.0), Some(300));
         assert!(figure.line().contains("300 particles"), "{}", figure.line());
+    }
+
+    /// A short soak: after the warm-up, live GPU buffers and their bytes do not grow from
+    /// frame to frame (a few read-back buffers come and go).
+    #[test]
+    fn a_short_soak_keeps_gpu_memory_flat() {
+        let Some(rs) = headless() else {
+            return;
+        };
+        let options = small(0.0, 0.5, false);
+        let samples = soak(&rs, &options, 240, 0, 80, |_| {}).expect("frames");
+        assert_eq!(samples.len(), 4);
+        let (first, last) = (samples[0], samples[3]);
+        assert!(last.step > first.step, "{samples:?}");
+        assert!(first.buffers > 10, "the counters count: {first:?}");
+        assert!(last.buffers <= first.buffers + 8, "{samples:?}");
+        assert!(
+            last.buffer_bytes <= first.buffer_bytes + (1 << 20),
+            "{samples:?}"
+        );
+        assert!(last.line().contains("GPU buffers"));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
+    // Only the app's own lines on a headless machine (no "XDG_RUNTIME_DIR is invalid").
+    flowplay_gpu::quiet_device_select();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "--bench") {
         return bench(&args[1..]);
@@ -42,19 +44,23 @@ fn main() -> std::process::ExitCode {
 const USAGE: &str = "\
 usage: flowplay-app [SETTINGS]
        flowplay-app --bench [--particles N,N,...] [--seconds S] [--size WxH] [--no-vsync]
-                            [--each-layer] [SETTINGS]
+                            [--each-layer] [--soak FRAMES,STEPS] [SETTINGS]
 
 SETTINGS are the web page's URL hash, e.g. 'train=1&solver=heun&particles=100000'.
 --bench renders the playground offscreen while it trains on the GPU and prints the frame rate
 and training speed for each particle count (default 10000,100000,300000,1000000; 5 s each),
 presenting at 60 Hz as with vsync (--no-vsync: frames back to back). --each-layer measures each
-count again with each canvas layer (field, density, logp, stages, pairs, endpoints) on.";
+count again with each canvas layer (field, density, logp, stages, pairs, endpoints) on.
+--soak FRAMES,STEPS runs one playground (2000 particles unless --particles says) for at least
+FRAMES frames and STEPS training steps and prints its memory (RSS, live GPU buffers and their
+bytes) after a warm-up, every tenth of FRAMES (at most 1000) and at the end.";
 
 /// `--bench`: the offscreen frame-rate benchmark.
 #[cfg(not(target_arch = "wasm32"))]
 fn bench(args: &[String]) -> std::process::ExitCode {
     use flowplay_app::bench;
 
+    let mut soak = None;
     let parsed = (|| -> Result<bench::BenchOptions, String> {
         let mut options = bench::BenchOptions::default();
         let mut it = args.iter();
@@ -94,6 +100,17 @@ fn bench(args: &[String]) -> std::process::ExitCode {
                     }
                 }
                 "--no-vsync" => options.vsync = false,
+                "--soak" => {
+                    let value = value(arg)?;
+                    let parts: Vec<u64> = value
+                        .split(',')
+                        .filter_map(|p| p.trim().replace('_', "").parse().ok())
+                        .collect();
+                    match parts[..] {
+                        [frames, steps] if frames > 0 => soak = Some((frames, steps)),
+                        _ => return Err(format!("--soak takes FRAMES,STEPS, got {value:?}")),
+                    }
+                }
                 "--each-layer" => options.each_layer = true,
                 other if other.starts_with("--") => {
                     return Err(format!("unknown option {other}\n\n{USAGE}"));
@@ -110,6 +127,10 @@ fn bench(args: &[String]) -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some((frames, steps)) = soak {
+        let mut options = options;
+        return soak_run(&mut options, frames, steps);
+    }
     let result = bench::render_state().and_then(|rs| {
         println!(
             "flowplay playground offscreen, {}x{}, on {}",
@@ -134,6 +155,62 @@ fn bench(args: &[String]) -> std::process::ExitCode {
         }
         Err(why) => {
             eprintln!("flowplay-app --bench: {why}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--bench --soak FRAMES,STEPS`: memory at the start and end of a long run.
+#[cfg(not(target_arch = "wasm32"))]
+fn soak_run(
+    options: &mut flowplay_app::bench::BenchOptions,
+    frames: u64,
+    steps: u64,
+) -> std::process::ExitCode {
+    use flowplay_app::bench;
+
+    if options.particles == bench::BenchOptions::default().particles {
+        options.particles = vec![2000];
+    }
+    let result = bench::render_state().and_then(|rs| {
+        println!(
+            "flowplay soak: {frames} frames and {steps} training steps at least, {} particles, \
+             {}x{}, on {}",
+            options.particles[0],
+            options.size[0],
+            options.size[1],
+            bench::describe(&rs)
+        );
+        let started = std::time::Instant::now();
+        let every = (frames / 10).clamp(1, 1000);
+        let samples = bench::soak(&rs, options, frames, steps, every, |s| {
+            println!("{}", s.line());
+        })?;
+        Ok((samples, started.elapsed().as_secs_f64()))
+    });
+    match result {
+        Ok((samples, secs)) => {
+            let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+                return std::process::ExitCode::FAILURE;
+            };
+            let max_rss = samples.iter().map(|s| s.rss).max().unwrap_or(0);
+            println!(
+                "soak: {} frames, {} steps in {secs:.0} s: RSS {:.1} -> {:.1} MB (max {:.1}), GPU \
+                 buffers {} -> {}, {:.1} -> {:.1} MB",
+                last.frame,
+                last.step - first.step,
+                first.rss as f64 / 1e6,
+                last.rss as f64 / 1e6,
+                max_rss as f64 / 1e6,
+                first.buffers,
+                last.buffers,
+                first.buffer_bytes as f64 / 1e6,
+                last.buffer_bytes as f64 / 1e6
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("flowplay-app --bench --soak: {why}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -42,7 +42,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    quiet_device_select();
+    flowplay_gpu::quiet_device_select();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
@@ -60,27 +60,6 @@ fn main() -> ExitCode {
             // One line: the chain of causes joined, outermost first.
             eprintln!("error: {error:#}");
             ExitCode::from(2)
-        }
-    }
-}
-
-/// Without `XDG_RUNTIME_DIR` (a headless session, CI, a container), Mesa's implicit Vulkan layer
-/// `VK_LAYER_MESA_device_select` tries to reach a Wayland compositor to order the GPUs, and
-/// libwayland prints "error: XDG_RUNTIME_DIR is invalid or not set" twice, for every command that
-/// probes the GPU and whether or not it succeeds. The output must be the program's own lines:
-/// the layer's own switch `NODEVICE_SELECT=1` turns it off. Harmless: flowplay picks its adapter
-/// by power preference, not by the layer's order.
-fn quiet_device_select() {
-    let headless = std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|v| v.is_empty());
-    if cfg!(target_os = "linux") && headless && std::env::var_os("NODEVICE_SELECT").is_none() {
-        #[allow(
-            unsafe_code,
-            reason = "set_var is unsound only while another thread reads the environment; this \
-                      runs first in main, before any thread (rayon, wgpu, indicatif) exists"
-        )]
-        // SAFETY: the process has one thread here (see the reason above).
-        unsafe {
-            std::env::set_var("NODEVICE_SELECT", "1");
         }
     }
 }

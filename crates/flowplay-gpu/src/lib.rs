@@ -27,6 +27,8 @@ mod sampler;
 mod trainer;
 mod uniforms;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use context::quiet_device_select;
 pub use context::{
     GpuContext, REQUIRE_GPU_ENV, check_compute_limits, gpu_required, required_limits,
 };
