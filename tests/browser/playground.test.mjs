@@ -510,6 +510,98 @@ async function filesRun(page, url, fig) {
   s = await waitForStatus(page, (x) => (x.notice ?? '').includes(`Loaded ${name}`), ms(30_000),
     'the downloaded weights loaded back');
   fig.files.reloaded = s.notice.split('\n')[0].slice(0, 200);
+
+  // A picture as the data: its dark pixels sampled to points.
+  await dropFile(page, 'ink.png', inkPng(64, 48), 'image/png');
+  s = await waitForStatus(page, (x) => x.data === 'ink.png' && x.data_points === 16384, ms(30_000),
+    'ink.png sampled to 16 384 points as the data');
+  fig.files.picture = { data: s.data, points: s.data_points };
+  fig.screens.picture = await screenshot(page, `${fig.mode}-imported-png`);
+
+  // The flow as a GIF: 41 frames, read back by the browser's own decoder.
+  await page.locator('canvas').focus();
+  const [gif] = await Promise.all([
+    page.waitForEvent('download', { timeout: ms(300_000) }),
+    page.keyboard.press('Control+Shift+KeyG'),
+  ]);
+  const gifName = gif.suggestedFilename();
+  const gifBytes = readFileSync(await gif.path());
+  check(gifName.startsWith('flowplay-ink-step') && gifName.endsWith('-flow.gif'), `GIF named ${gifName}`);
+  check(gifBytes.subarray(0, 6).toString('latin1') === 'GIF89a', 'the GIF starts with GIF89a');
+  const gifInfo = await page.evaluate(async (data) => {
+    const decoder = new ImageDecoder({ data: new Uint8Array(data), type: 'image/gif' });
+    await decoder.tracks.ready;
+    const first = await decoder.decode({ frameIndex: 0 });
+    return { frames: decoder.tracks.selectedTrack.frameCount, width: first.image.displayWidth,
+      height: first.image.displayHeight };
+  }, Array.from(gifBytes));
+  check(gifInfo.frames === 41 && gifInfo.width > 100, `the GIF decodes as ${JSON.stringify(gifInfo)}`);
+  fig.files.gif = { name: gifName, bytes: gifBytes.length, ...gifInfo };
+  log(`GIF ${gifName}: ${gifBytes.length} bytes, ${gifInfo.frames} frames of ${gifInfo.width}x${gifInfo.height}`);
+  s = await waitForStatus(page, (x) => x.capture == null, ms(30_000), 'the capture over');
+
+  // The flow as WebM where the browser has WebCodecs, played back by a <video>.
+  const webcodecs = await page.evaluate(() => typeof VideoEncoder === 'function');
+  if (!webcodecs) {
+    await page.keyboard.press('Control+Shift+KeyM');
+    await waitForStatus(page, (x) => (x.notice ?? '').includes('no WebCodecs'), ms(30_000),
+      'the notice that video needs WebCodecs');
+    fig.files.webm = 'no WebCodecs: refused with a notice';
+    return;
+  }
+  const [webm] = await Promise.all([
+    page.waitForEvent('download', { timeout: ms(400_000) }),
+    page.keyboard.press('Control+Shift+KeyM'),
+  ]);
+  const webmName = webm.suggestedFilename();
+  const webmBytes = readFileSync(await webm.path());
+  check(webmName.endsWith('-flow.webm'), `WebM named ${webmName}`);
+  check(webmBytes.readUInt32BE(0) === 0x1a45dfa3, 'the WebM starts with the EBML magic');
+  const video = await page.evaluate(async (data) => {
+    const url = URL.createObjectURL(new Blob([new Uint8Array(data)], { type: 'video/webm' }));
+    const v = document.createElement('video');
+    v.muted = true;
+    const loaded = new Promise((ok, fail) => { v.onloadeddata = ok; v.onerror = () => fail(String(v.error?.message)); });
+    v.src = url;
+    await loaded;
+    return { width: v.videoWidth, height: v.videoHeight, duration: v.duration };
+  }, Array.from(webmBytes));
+  check(video.width > 100 && Math.abs(video.duration - 61 / 30) < 0.2,
+    `the WebM plays as ${JSON.stringify(video)}`);
+  fig.files.webm = { name: webmName, bytes: webmBytes.length, ...video };
+  log(`WebM ${webmName}: ${webmBytes.length} bytes, ${video.width}x${video.height}, ${video.duration.toFixed(2)} s`);
+}
+
+/** A grey PNG of `w`×`h`: a dark disc (the data) on white, made without a library. */
+function inkPng(w, h) {
+  const rows = [];
+  for (let y = 0; y < h; y++) {
+    const row = [0]; // filter: none
+    for (let x = 0; x < w; x++) {
+      const r = Math.hypot(x - w / 2, y - h / 2);
+      row.push(r < h / 3 ? 20 : 250);
+    }
+    rows.push(Buffer.from(row));
+  }
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(8 + data.length + 4);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(zlib.crc32(body) >>> 0, 8 + data.length);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // greyscale
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 async function firstStatus(page, fig) {
@@ -668,7 +760,9 @@ function summaryTable(runs) {
     if (r.screens?.trained) add('orange px (trained)', r.screens.trained.orange_pixels);
     for (const [name, l] of Object.entries(r.layers ?? {})) add(`layers ${name}`, `${l.drawn.join(',')} in ${l.seconds} s`);
     if (r.files?.download) add('files', `junk refused; ${r.files.imported.points} points imported; ` +
-      `weights downloaded (${r.files.download.bytes} B) and loaded back`);
+      `weights downloaded (${r.files.download.bytes} B) and loaded back; ` +
+      `ink.png as ${r.files.picture?.points} points; GIF ${r.files.gif?.frames} frames ` +
+      `(${r.files.gif?.bytes} B); WebM ${typeof r.files.webm === 'string' ? r.files.webm : `${r.files.webm?.bytes} B, ${r.files.webm?.duration?.toFixed(2)} s`}`);
     if (p) {
       const label = r.perf_100k ? ' @100k particles' : '';
       add(`fps mean/median${label}`, p.fps ? `${p.fps.mean} / ${p.fps.median}` : undefined);

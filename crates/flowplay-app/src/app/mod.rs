@@ -377,6 +377,16 @@ impl PlaygroundApp {
             if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z)) {
                 commands.push(Command::Undo);
             }
+            let shift = egui::Modifiers::COMMAND | egui::Modifiers::SHIFT;
+            for (key, picture) in [
+                (egui::Key::P, crate::media::Picture::Png),
+                (egui::Key::G, crate::media::Picture::Gif),
+                (egui::Key::M, crate::media::Picture::Webm),
+            ] {
+                if ui.input_mut(|i| i.consume_key(shift, key)) {
+                    commands.push(Command::Capture(picture));
+                }
+            }
             if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::S)) {
                 commands.push(Command::Export(crate::command::Export::Weights {
                     ema: self.settings.sampling.ema,

@@ -123,7 +123,8 @@ fn pictures_ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
         if ui
             .button("canvas (PNG)")
             .on_hover_text(
-                "The canvas as it is now, with every layer shown, at the screen's resolution.",
+                "The canvas as it is now, with every layer shown, at the screen's resolution \
+                 (Ctrl+Shift+P).",
             )
             .clicked()
         {
@@ -133,7 +134,7 @@ fn pictures_ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
             .button("flow (GIF)")
             .on_hover_text(
                 "The flow from t = 0 to 1 in 41 frames (training pauses meanwhile), as a \
-                 looping GIF of at most 480 pixels a side.",
+                 looping GIF of at most 480 pixels a side (Ctrl+Shift+G).",
             )
             .clicked()
         {
@@ -142,7 +143,9 @@ fn pictures_ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
         let video = crate::media::can_encode_video();
         if ui
             .add_enabled(video, egui::Button::new("flow (WebM)"))
-            .on_hover_text("The flow from t = 0 to 1 as a 2-second VP8 video (WebCodecs).")
+            .on_hover_text(
+                "The flow from t = 0 to 1 as a 2-second VP8 video (WebCodecs; Ctrl+Shift+M).",
+            )
             .on_disabled_hover_text(
                 "Video is encoded with the browser's WebCodecs, which this one (or the desktop \
                  app) does not have: the GIF works everywhere.",
