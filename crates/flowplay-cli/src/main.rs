@@ -1,5 +1,5 @@
-//! `flowplay`: train, sample, evaluate, score (logp) and benchmark flow-matching models from the
-//! command line.
+//! `flowplay`: train, sample, evaluate, score (logp), sweep solvers × NFE and benchmark
+//! flow-matching models from the command line.
 //!
 //! Every failure prints one line, `error: …`, saying what is wrong and where, and exits with
 //! status 2; nothing half-written is left behind.
@@ -9,6 +9,7 @@ mod bench;
 mod cmd_eval;
 mod cmd_logp;
 mod cmd_sample;
+mod cmd_sweep;
 mod cmd_train;
 mod limits;
 mod output;
@@ -37,6 +38,9 @@ enum Command {
     Eval(cmd_eval::EvalArgs),
     /// The model's exact log-likelihood at given points (reverse ODE with the Jacobian trace).
     Logp(cmd_logp::LogpArgs),
+    /// The solver × NFE lab: W2 (and held-out NLL) for Euler, Heun and RK4 at every power-of-two
+    /// number of network evaluations.
+    Sweep(Box<cmd_sweep::SweepArgs>),
     /// Measure training steps/s and sampling particle-steps/s.
     Bench(bench::BenchArgs),
 }
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => cmd_sample::run(&args),
         Command::Eval(args) => cmd_eval::run(&args),
         Command::Logp(args) => cmd_logp::run(&args),
+        Command::Sweep(args) => cmd_sweep::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

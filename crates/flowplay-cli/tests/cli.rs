@@ -823,3 +823,130 @@ fn logp_writes_the_density_of_every_point_in_order() {
     assert_bad_input(&run_args(with_cfg), "--cfg needs --class");
     assert!(!dir.join("bad.csv").exists(), "nothing written on failure");
 }
+
+#[test]
+fn sweep_measures_every_solver_on_one_nfe_axis() {
+    let dir = scratch("sweep");
+    let run = dir.join("run");
+    let output = train_small(&run, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let weights = run.join("weights_ema.safetensors");
+    let sweep = |extra: &[&str]| {
+        let mut args = vec![
+            "sweep",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--dataset",
+            "moons",
+            "--n",
+            "300",
+        ];
+        args.extend_from_slice(extra);
+        flowplay(&args)
+    };
+    let parse = |output: &Output| -> Vec<serde_json::Value> {
+        assert!(output.status.success(), "{}", stderr(output));
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let lines = parse(&sweep(&["--json", "--backend", "cpu"]));
+    // Euler at NFE 1…64, Heun at 2…64, RK4 at 4…64: one line each.
+    assert_eq!(lines.len(), 7 + 6 + 5, "{lines:?}");
+    let evals = |solver: &str| match solver {
+        "euler" => 1,
+        "heun" => 2,
+        "rk4" => 4,
+        other => panic!("solver {other}"),
+    };
+    for line in &lines {
+        let solver = line["solver"].as_str().unwrap();
+        let steps = line["steps"].as_u64().unwrap();
+        let nfe = line["nfe"].as_u64().unwrap();
+        assert_eq!(nfe, steps * evals(solver), "{line}");
+        assert!(nfe.is_power_of_two() && nfe <= 64, "{line}");
+        assert!(line["w2"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line["nll"].as_f64().unwrap().is_finite(), "{line}");
+        assert!(line["secs"].as_f64().unwrap() >= 0.0, "{line}");
+    }
+    // At 64 evaluations every solver has converged to the same flow: the same samples (from
+    // the same source points) and the same likelihood, to within the solvers' small errors.
+    let at_64: Vec<&serde_json::Value> = lines.iter().filter(|l| l["nfe"] == 64).collect();
+    assert_eq!(at_64.len(), 3);
+    for pair in at_64.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        assert!(
+            (a["w2"].as_f64().unwrap() - b["w2"].as_f64().unwrap()).abs() < 0.03,
+            "{a} vs {b}"
+        );
+        assert!(
+            (a["nll"].as_f64().unwrap() - b["nll"].as_f64().unwrap()).abs() < 0.05,
+            "{a} vs {b}"
+        );
+    }
+    // The same table as text: a header line, the column names, a row per setting.
+    let text = sweep(&["--max-nfe", "4", "--no-nll", "--backend", "cpu"]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert_eq!(text.lines().count(), 2 + 3 + 2 + 1, "{text}");
+    assert!(text.contains("skipped (--no-nll)"), "{text}");
+
+    // Where there is a GPU (llvmpipe in CI), the WGSL sampler gives the CPU's figures.
+    let gpu = sweep(&["--json", "--max-nfe", "8", "--backend", "gpu"]);
+    if gpu.status.success() {
+        let gpu = parse(&gpu);
+        let cpu: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["nfe"].as_u64() <= Some(8))
+            .collect();
+        assert_eq!(gpu.len(), cpu.len());
+        for (g, c) in gpu.iter().zip(cpu) {
+            assert_eq!((&g["solver"], &g["steps"]), (&c["solver"], &c["steps"]));
+            assert!((g["w2"].as_f64().unwrap() - c["w2"].as_f64().unwrap()).abs() < 1e-3);
+            assert!((g["nll"].as_f64().unwrap() - c["nll"].as_f64().unwrap()).abs() < 1e-2);
+        }
+    } else {
+        let required =
+            std::env::var("FLOWPLAY_REQUIRE_GPU").is_ok_and(|v| !v.is_empty() && v != "0");
+        assert!(!required, "--backend gpu failed: {}", stderr(&gpu));
+    }
+
+    // Bad input: one line, exit 2.
+    let w = weights.to_str().unwrap();
+    assert_bad_input(
+        &flowplay(&["sweep", "--weights", w, "--n", "1"]),
+        "--n must be between 2 and 20000",
+    );
+    assert_bad_input(
+        &flowplay(&["sweep", "--weights", w, "--n", "30000"]),
+        "exact W2 is cubic",
+    );
+    assert_bad_input(
+        &sweep(&["--max-nfe", "0"]),
+        "--max-nfe must be between 1 and 1024",
+    );
+    let d2d = dir.join("d2d");
+    let output = train_small(&d2d, &["--source", "circles"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let d2d_weights = d2d.join("weights.safetensors");
+    let output = flowplay(&[
+        "sweep",
+        "--weights",
+        d2d_weights.to_str().unwrap(),
+        "--n",
+        "200",
+        "--max-nfe",
+        "2",
+        "--json",
+        "--backend",
+        "cpu",
+    ]);
+    // A data-to-data model has no likelihood: NLL is null, W2 is there.
+    for line in parse(&output) {
+        assert!(
+            line["nll"].is_null() && line["w2"].as_f64().is_some(),
+            "{line}"
+        );
+    }
+}

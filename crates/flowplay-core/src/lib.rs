@@ -14,6 +14,7 @@
 //! - [`batch`]: the random draws of a training step, shared with the GPU trainer;
 //! - [`train`]: the CPU trainer, minibatch OT coupling and reflow;
 //! - [`metrics`]: W2, sliced W2, MMD, straightness, path energy;
+//! - [`sweep`]: the solver × NFE lab (W2 and NLL against the network evaluations spent);
 //! - [`picture`]: points drawn from a PNG's or JPEG's darkness or brightness;
 //! - [`weights`]: safetensors import and export with PyTorch's names;
 //! - [`rng`]: the counter-based RNG shared with the GPU kernels.
@@ -36,6 +37,7 @@ pub mod path;
 pub mod picture;
 pub mod rng;
 pub mod sampler;
+pub mod sweep;
 pub mod train;
 pub mod weights;
 

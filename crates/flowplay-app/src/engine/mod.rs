@@ -198,12 +198,6 @@ struct SampleOutputParts {
     logp: Option<Vec<f32>>,
 }
 
-/// −mean of `logp` (nats per point), if every value is finite.
-fn nll(logp: &[f32]) -> Option<f64> {
-    let finite = logp.iter().all(|l| l.is_finite()) && !logp.is_empty();
-    finite.then(|| -logp.iter().map(|&l| f64::from(l)).sum::<f64>() / logp.len() as f64)
-}
-
 /// Training and sampling on one backend.
 pub(crate) enum Engine {
     Gpu(Box<GpuEngine>),
@@ -905,7 +899,7 @@ impl Engine {
                         step,
                         w2,
                         straightness: straightness(&parts.trajectories)?,
-                        nll: parts.logp.as_deref().and_then(nll),
+                        nll: parts.logp.as_deref().and_then(flowplay_core::sweep::mean_nll),
                     })
                 })
                 .map_err(AppError::from),
