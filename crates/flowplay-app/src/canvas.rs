@@ -49,6 +49,48 @@ pub(crate) fn colour32(c: Rgba) -> Color32 {
     Color32::from_rgba_unmultiplied(r, g, b, a)
 }
 
+/// How much one point of scrolling zooms: a mouse wheel's notch (about 300 points as browsers
+/// and winit report it) zooms by about 1.2×, a trackpad smoothly.
+const ZOOM_PER_SCROLL_POINT: f32 = 0.0006;
+
+/// What the pointer or fingers asked of the view this frame.
+struct Gesture {
+    /// Points to pan by.
+    pan: egui::Vec2,
+    /// The zoom factor (> 1 zooms in).
+    zoom: f32,
+    /// Where the zoom is centred.
+    anchor: Option<Pos2>,
+    /// Two or more fingers are down: a pinch or a two-finger pan, never a paint or a click.
+    touch: Option<egui::MultiTouchInfo>,
+}
+
+/// The pan and zoom of this frame: a drag pans, the wheel (or a trackpad, or Ctrl+wheel) zooms
+/// about the pointer; on a touch screen one finger pans, and two pan and pinch about their
+/// centre.
+fn gesture(ui: &Ui, response: &egui::Response) -> Gesture {
+    let touch = ui.input(egui::InputState::multi_touch);
+    if let Some(t) = touch {
+        return Gesture {
+            pan: t.translation_delta,
+            zoom: t.zoom_delta,
+            anchor: Some(t.center_pos),
+            touch,
+        };
+    }
+    let (scroll, zoom) = if response.hovered() {
+        ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()))
+    } else {
+        (0.0, 1.0)
+    };
+    Gesture {
+        pan: response.drag_delta(),
+        zoom: zoom * (scroll * ZOOM_PER_SCROLL_POINT).exp(),
+        anchor: response.hover_pos(),
+        touch: None,
+    }
+}
+
 /// Draws the canvas for `scene` with the layers of `on`; pushes the view's changes, a click (for
 /// the stages layer) and, with the brush on, its dabs; returns the layers drawn and where the
 /// canvas is. `slot` is the renderers' slot for this canvas (one per canvas on screen); `brush`
@@ -66,50 +108,45 @@ pub(crate) fn show(
     let (response, painter) = ui.allocate_painter(size, Sense::click_and_drag());
     let rect = response.rect;
     let painting = brush.is_some_and(|(tool, _)| tool.on);
+    let gesture = gesture(ui, &response);
     if painting {
-        // The primary button paints; the others pan.
+        // The primary button paints; the others (and two fingers) pan.
         let primary = response.dragged_by(egui::PointerButton::Primary)
             || response.clicked_by(egui::PointerButton::Primary);
-        if let (true, Some(p), Some((tool, _))) = (primary, response.interact_pointer_pos(), brush)
-        {
+        if let (true, None, Some(p), Some((tool, _))) = (
+            primary,
+            gesture.touch,
+            response.interact_pointer_pos(),
+            brush,
+        ) {
             out.push(Command::Paint {
                 at: state.view.to_world(rect, p),
                 radius: tool.radius * state.view.world_per_point(rect),
             });
         }
-        let delta = if response.dragged_by(egui::PointerButton::Primary) {
+        let delta = if gesture.touch.is_none() && response.dragged_by(egui::PointerButton::Primary)
+        {
             egui::Vec2::ZERO
         } else {
-            response.drag_delta()
-        };
-        let scroll = if response.hovered() {
-            ui.input(|i| i.zoom_delta() * (i.smooth_scroll_delta.y / 200.0).exp())
-        } else {
-            1.0
+            gesture.pan
         };
         let moved = state
             .view
-            .panned_zoomed(rect, delta, scroll, response.hover_pos());
+            .panned_zoomed(rect, delta, gesture.zoom, gesture.anchor);
         if moved != state.view {
             out.push(Command::View(moved));
         }
     } else if response.double_clicked() {
         out.push(Command::FitView);
     } else {
-        let (scroll, zoom) = if response.hovered() {
-            ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()))
-        } else {
-            (0.0, 1.0)
-        };
-        let factor = zoom * (scroll / 200.0).exp();
-        let moved =
-            state
-                .view
-                .panned_zoomed(rect, response.drag_delta(), factor, response.hover_pos());
+        let moved = state
+            .view
+            .panned_zoomed(rect, gesture.pan, gesture.zoom, gesture.anchor);
         if moved != state.view {
             out.push(Command::View(moved));
         }
         if response.clicked()
+            && gesture.touch.is_none()
             && on.contains(LayerId::Stages)
             && let Some(p) = response.interact_pointer_pos()
         {

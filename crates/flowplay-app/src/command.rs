@@ -85,4 +85,17 @@ pub(crate) enum Command {
     /// The stages layer: show one more stage of the inspected particle's step (wrapping to the
     /// next step after the last).
     NextStage,
+    /// Open lesson i (0-based): the playground set as the lesson says (a new model, one Undo
+    /// away); `None` closes the lesson.
+    Lesson(Option<usize>),
+    /// The open lesson's one change, applied on top of the current settings.
+    LessonChange,
+    /// Open or fold a part of the controls.
+    Section(crate::app::Section, bool),
+    /// Show or hide the list of keyboard shortcuts.
+    Help(bool),
+    /// Hide the notices in force until they change.
+    DismissNotices,
+    /// On a narrow screen: raise or lower the controls' sheet.
+    Sheet(bool),
 }

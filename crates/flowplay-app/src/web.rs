@@ -47,6 +47,13 @@ pub(crate) struct Status {
     /// The canvas layers drawn in the last frame.
     pub(crate) layers: Vec<&'static str>,
     pub(crate) notice: Option<String>,
+    /// The canvas's [x, y, width, height] in CSS pixels (for tests), once drawn.
+    pub(crate) canvas_rect: Option<[f32; 4]>,
+    /// The lesson open (1-based), if any.
+    pub(crate) lesson: Option<usize>,
+    /// The player's t, and whether it plays.
+    pub(crate) t: f32,
+    pub(crate) playing: bool,
     /// What the flow trains on: a built-in dataset's name, or an imported file's.
     pub(crate) data: String,
     /// Points in the training pool.

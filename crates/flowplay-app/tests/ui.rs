@@ -219,6 +219,10 @@ fn the_brush_paints_on_the_canvas_and_the_drawing_becomes_the_data() {
             )
         });
     harness.run_steps(2);
+    // The brush's section is folded until opened.
+    assert!(harness.query_by_label("brush on the canvas").is_none());
+    harness.get_by_label("Brush").click();
+    harness.run_steps(2);
     harness.get_by_label("brush on the canvas").click();
     harness.run_steps(2);
     // A drag across the canvas, right of the controls.
@@ -251,4 +255,139 @@ fn the_brush_paints_on_the_canvas_and_the_drawing_becomes_the_data() {
     harness.get_by_label("Train on the drawing").click();
     let s = run_until(&mut harness, 20, |s| s["data"] == "your drawing");
     assert!(s["data_points"].as_u64().unwrap_or(0) >= 40, "{s}");
+}
+
+/// A phone-sized page: the controls fold into a sheet, the canvas takes the whole width, and
+/// the sheet comes up with the controls.
+#[test]
+fn a_narrow_page_puts_the_controls_in_a_sheet_and_the_canvas_across() {
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(390.0, 844.0))
+        .build_eframe(|cc| {
+            PlaygroundApp::with_query(cc, Some("width=32&particles=200&steps=10".to_string()))
+        });
+    harness.run_steps(3);
+    let s = status(&harness);
+    let rect = s["canvas_rect"].as_array().expect("the canvas is drawn");
+    let width = rect[2].as_f64().unwrap();
+    assert!(width >= 350.0, "the canvas spans the page: {rect:?}");
+    assert!(
+        harness
+            .query_by_label("Data, path, model, sampling")
+            .is_none(),
+        "the controls are folded away"
+    );
+    harness.get_by_label("Train").click();
+    harness.run_steps(2);
+    assert_eq!(
+        status(&harness)["training"],
+        true,
+        "the bar keeps Train at hand"
+    );
+    harness.get_by_label("Controls").click();
+    harness.run_steps(3);
+    assert!(
+        harness
+            .query_by_label("Data, path, model, sampling")
+            .is_some()
+    );
+    assert!(harness.query_by_label("Hide controls").is_some());
+}
+
+/// `#lesson=3` opens the third lesson with its playground, training.
+#[test]
+fn a_lesson_opens_from_the_address() {
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 1600.0))
+        .build_eframe(|cc| {
+            PlaygroundApp::with_query(cc, Some("lesson=3&width=32&particles=200".to_string()))
+        });
+    harness.run_steps(3);
+    let s = status(&harness);
+    assert_eq!(s["lesson"], 3);
+    assert_eq!(s["training"], true);
+    assert!(
+        s["data"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("8gaussians"),
+        "{s}"
+    );
+    assert!(
+        s["settings"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("width=32")
+    );
+    assert!(harness.query_by_label("Make the change").is_some());
+    harness.get_by_label("Make the change").click();
+    harness.run_steps(3);
+    assert_eq!(status(&harness)["path"], "vp-cosine", "lesson 3's change");
+}
+
+fn key(harness: &mut Harness<'_, PlaygroundApp>, key: egui::Key) {
+    harness.key_press(key);
+    harness.run_steps(2);
+}
+
+/// Every shortcut of the help list does what it says.
+#[test]
+fn the_keyboard_shortcuts_work() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    key(&mut harness, egui::Key::Space);
+    assert_eq!(status(&harness)["training"], true);
+    run_until(&mut harness, 200, |s| s["step"].as_u64() >= Some(10));
+    key(&mut harness, egui::Key::Space);
+    assert_eq!(status(&harness)["training"], false);
+    // P pauses the particles, → and ← step them along the solver's grid (10 steps).
+    let playing = status(&harness)["playing"].as_bool().unwrap();
+    key(&mut harness, egui::Key::P);
+    assert_eq!(status(&harness)["playing"], !playing);
+    let t0 = status(&harness)["t"].as_f64().unwrap();
+    key(&mut harness, egui::Key::ArrowRight);
+    let t1 = status(&harness)["t"].as_f64().unwrap();
+    assert!(t1 > t0 && t1 - t0 <= 0.1 + 1e-6, "{t0} -> {t1}");
+    key(&mut harness, egui::Key::ArrowLeft);
+    let t2 = status(&harness)["t"].as_f64().unwrap();
+    assert!(t2 < t1, "{t1} -> {t2}");
+    key(&mut harness, egui::Key::Questionmark);
+    assert!(
+        harness.query_by_label("Keyboard").is_some(),
+        "the help overlay"
+    );
+    assert!(
+        harness
+            .query_by_label_contains("open lesson 1 to 9")
+            .is_some()
+    );
+    key(&mut harness, egui::Key::Escape);
+    assert!(harness.query_by_label("Keyboard").is_none());
+    // L folds the layers away and opens them again.
+    assert!(harness.query_by_label("vector field").is_some());
+    key(&mut harness, egui::Key::L);
+    assert!(harness.query_by_label("vector field").is_none());
+    key(&mut harness, egui::Key::L);
+    assert!(harness.query_by_label("vector field").is_some());
+    // 2 opens lesson 2.
+    key(&mut harness, egui::Key::Num2);
+    let s = status(&harness);
+    assert_eq!(s["lesson"], 2);
+    assert!(
+        s["settings"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("layers=data,pairs")
+    );
+    // R resets: a new model, the trained one one Undo away.
+    run_until(&mut harness, 300, |s| s["step"].as_u64() >= Some(5));
+    key(&mut harness, egui::Key::R);
+    let s = status(&harness);
+    assert!(
+        s["notice"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("one Undo away"),
+        "{s}"
+    );
 }

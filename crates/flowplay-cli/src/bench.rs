@@ -177,8 +177,52 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 reference: None,
             },
         )?;
+        let secs = sweep_secs(gpu.as_ref())?;
+        report(
+            args.json,
+            &Figure {
+                case: format!(
+                    "NFE sweep, {} settings × {SWEEP_N} samples, W2 + NLL",
+                    flowplay_core::sweep::grid(flowplay_core::sweep::MAX_NFE).len()
+                ),
+                value: secs,
+                unit: "s",
+                reference: None,
+            },
+        )?;
     }
     Ok(())
+}
+
+/// Samples (and held-out points) a setting in the sweep case, as the app's lab takes.
+const SWEEP_N: usize = 1000;
+
+/// Seconds of one whole solver × NFE sweep (`flowplay sweep`'s table, the app's lab) of a
+/// hidden-128 network against fresh moons: every setting integrated, its exact W2 and the
+/// held-out likelihood.
+fn sweep_secs(gpu: Option<&GpuContext>) -> Result<f64> {
+    use flowplay_core::sweep;
+    let model = bench_model(128)?;
+    let held_out = Dataset::Moons.sample(SWEEP_N, 1).xy;
+    let x0 = model.source_samples(SWEEP_N, 0, None)?;
+    let mut sampler = match gpu {
+        Some(context) => {
+            let sampler = GpuSampler::new(&context.device, &model.mlp, model.spec.path)?;
+            sampler.set_params(&context.queue, &model.params)?;
+            Some((context, sampler))
+        }
+        None => None,
+    };
+    let started = Instant::now();
+    for setting in sweep::grid(sweep::MAX_NFE) {
+        std::hint::black_box(match &mut sampler {
+            None => sweep::measure(&model, setting, 1.0, &x0, &held_out, true)?,
+            Some((context, sampler)) => {
+                crate::cmd_sweep::measure_gpu(context, sampler, setting, 1.0, &x0, &held_out, true)?
+            }
+        });
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// The playground's likelihood map: cells across each side, and RK4 steps.

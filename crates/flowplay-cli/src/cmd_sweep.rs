@@ -196,7 +196,7 @@ fn source_points(model: &FlowModel, args: &SweepArgs) -> Result<Option<Points>> 
 
 /// One setting on the GPU: the samples and (with `likelihood`) the held-out log densities
 /// integrated by the WGSL sampler, the figures made by the core as on the CPU.
-fn measure_gpu(
+pub(crate) fn measure_gpu(
     context: &GpuContext,
     sampler: &mut GpuSampler,
     setting: NfeSetting,

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
                 Some(n) => executions = n,
                 None => return usage("--executions needs a number"),
             },
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
             "--seed" => match number(args.next()) {
                 Some(n) => seed = n,
                 None => return usage("--seed needs a number"),
@@ -61,9 +65,10 @@ fn main() -> ExitCode {
     }
 }
 
+const USAGE: &str =
+    "usage: flowplay-fuzz [csv|safetensors|query|picture…] [--executions N] [--seed S]";
+
 fn usage(problem: &str) -> ExitCode {
-    eprintln!(
-        "flowplay-fuzz: {problem}\nusage: flowplay-fuzz [csv|safetensors|query…] [--executions N] [--seed S]"
-    );
+    eprintln!("flowplay-fuzz: {problem}\n{USAGE}");
     ExitCode::from(2)
 }

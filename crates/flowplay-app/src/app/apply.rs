@@ -3,7 +3,7 @@
 use flowplay_core::sampler::{SamplerConfig, Solver};
 
 use super::PlaygroundApp;
-use super::state::{PlotMark, Round};
+use super::state::{PlotMark, Round, Section};
 use crate::command::{Command, Direction};
 use crate::engine::Flow;
 use crate::layers::LayerId;
@@ -40,7 +40,7 @@ impl PlaygroundApp {
             }
             Command::Capture(picture) => self.start_capture(picture),
             Command::CopyLink => {
-                let link = crate::web::link(&self.settings.to_query());
+                let link = crate::web::link(&self.address_query());
                 let shareable = self.settings.data.is_shareable();
                 self.notices.error = Some(format!(
                     "Copied a link with every setting: {link}{}",
@@ -88,6 +88,62 @@ impl PlaygroundApp {
             Command::FitView => self.canvas.view = self.canvas.fit,
             Command::Inspect(world) => self.inspect_nearest(world),
             Command::NextStage => self.next_stage(),
+            Command::Lesson(Some(i)) => self.open_lesson(i),
+            Command::Lesson(None) => {
+                self.chrome.lesson = None;
+                self.edits.hash_dirty = true;
+            }
+            Command::LessonChange => self.lesson_change(),
+            Command::Section(section, open) => self.chrome.set_open(section, open),
+            Command::Help(on) => self.chrome.help = on,
+            Command::DismissNotices => {
+                self.notices.error = None;
+                self.chrome.dismissed = self.notice_text();
+            }
+            Command::Sheet(up) => self.chrome.sheet = up,
+        }
+    }
+
+    /// Opens lesson `i`: the playground as the lesson sets it (from the defaults, keeping the
+    /// compute choice; a new model is one Undo away), the lesson shown beside it.
+    fn open_lesson(&mut self, i: usize) {
+        let Some(lesson) = crate::lessons::LESSONS.get(i) else {
+            return;
+        };
+        let base = Settings {
+            compute: self.settings.compute,
+            ..Settings::default()
+        };
+        match base.with_query(lesson.setup) {
+            Ok((settings, actions)) => {
+                self.apply_settings(settings);
+                if let Some(train) = actions.train {
+                    self.training = train;
+                }
+                self.chrome.lesson = Some(i);
+                self.chrome.set_open(Section::Lessons, true);
+                self.canvas.view = self.canvas.fit;
+                self.edits.hash_dirty = true;
+            }
+            Err(why) => {
+                self.notices.error = Some(format!("Lesson {} cannot be set up: {why}", i + 1));
+            }
+        }
+    }
+
+    /// The open lesson's one change, on top of the current settings.
+    fn lesson_change(&mut self) {
+        let Some(change) = self
+            .chrome
+            .lesson
+            .and_then(|i| crate::lessons::LESSONS.get(i))
+            .and_then(|l| l.change_query)
+        else {
+            return;
+        };
+        match self.settings.with_query(change) {
+            Ok((settings, _)) => self.apply_settings(settings),
+            Err(why) => self.notices.error = Some(why),
         }
     }
 
@@ -175,6 +231,8 @@ impl PlaygroundApp {
         self.files = std::mem::take(&mut replaced.files);
         self.brush = replaced.brush;
         self.drawing = std::mem::take(&mut replaced.drawing);
+        // So does the page around the canvas.
+        self.chrome = std::mem::take(&mut replaced.chrome);
         self.undo = Some(Box::new(replaced));
     }
 
@@ -199,6 +257,7 @@ impl PlaygroundApp {
         self.files = std::mem::take(&mut current.files);
         self.brush = current.brush;
         self.drawing = std::mem::take(&mut current.drawing);
+        self.chrome = std::mem::take(&mut current.chrome);
         self.undo = Some(Box::new(current));
         self.flow.stale = true;
     }

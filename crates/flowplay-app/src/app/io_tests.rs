@@ -6,7 +6,8 @@ use flowplay_core::weights;
 
 use super::tests::{app, headless_gpu, run_until, small};
 use super::*;
-use crate::command::Export;
+use crate::command::{Command, Export};
+use crate::engine::CURRENT;
 use crate::files::{Incoming, Purpose};
 
 fn csv_file(name: &str, text: &str, purpose: Purpose) -> Incoming {

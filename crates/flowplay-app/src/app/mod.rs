@@ -9,6 +9,7 @@ mod export;
 mod import;
 #[cfg(test)]
 mod io_tests;
+mod layout;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -19,16 +20,14 @@ use egui::Ui;
 use web_time::Duration;
 
 pub(crate) use state::{
-    BrushTool, CanvasState, Curves, DataView, DeviceInfo, Drawing, Edits, EvalSchedule, FileState,
-    FlowRefresh, FrameStats, GpuHandle, LayerState, Notices, Player, PlotMark, Role, Rounds, rate,
+    BrushTool, CanvasState, Chrome, Curves, DataView, DeviceInfo, Drawing, Edits, EvalSchedule,
+    FileState, FlowRefresh, FrameStats, GpuHandle, LayerState, Notices, Player, PlotMark, Role,
+    Rounds, Section, rate,
 };
 
 use crate::canvas;
-use crate::command::Command;
-use crate::engine::{Backend, COMPARED, CURRENT, EVAL_POINTS, Engine};
+use crate::engine::{Backend, EVAL_POINTS, Engine};
 use crate::error::{AppError, AppResult};
-use crate::layers::Scene;
-use crate::panels;
 use crate::settings::{Compute, POOL_SIZE, Settings};
 use crate::view::View;
 use crate::web::{self, Status};
@@ -60,6 +59,8 @@ pub struct PlaygroundApp {
     pub(crate) files: FileState,
     pub(crate) brush: BrushTool,
     pub(crate) drawing: Drawing,
+    /// The page around the canvas: sections open, help, the sheet, the lesson.
+    pub(crate) chrome: Chrome,
 }
 
 impl PlaygroundApp {
@@ -86,22 +87,36 @@ impl PlaygroundApp {
     ) -> Self {
         // The canvas's colours are chosen for a dark background.
         ctx.set_theme(egui::ThemePreference::Dark);
+        // The UI font has no ‖, ∅, arrows or primes; the monospace font, already embedded, has
+        // them: it backs the proportional one up.
+        let mut fonts = egui::FontDefinitions::default();
+        if fonts.font_data.contains_key("Hack")
+            && let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional)
+            && !family.iter().any(|f| f == "Hack")
+        {
+            family.push("Hack".to_owned());
+        }
+        ctx.set_fonts(fonts);
         let device = Self::find_device(render_state);
         let mut settings = Settings::default();
         let mut notice = None;
-        let mut train = false;
+        let mut actions = crate::settings::Actions::default();
         if let Some(query) = query.filter(|q| !q.is_empty()) {
             match settings.with_query(&query) {
-                Ok((s, t)) => {
+                Ok((s, a)) => {
                     settings = s;
-                    train = t.unwrap_or(false);
+                    actions = a;
                 }
                 Err(why) => notice = Some(why),
             }
         }
         let mut app = Self::build(settings, device);
         app.edits.hash = web::read_hash();
-        app.training = train;
+        app.training = actions.train.unwrap_or(false);
+        if let Some(lesson) = actions.lesson {
+            app.chrome.lesson = Some(lesson);
+            app.chrome.set_open(Section::Lessons, true);
+        }
         if app.notices.error.is_none() {
             app.notices.error = notice;
         }
@@ -209,6 +224,7 @@ impl PlaygroundApp {
             files: FileState::default(),
             brush: BrushTool::default(),
             drawing: Drawing::default(),
+            chrome: Chrome::default(),
         }
     }
 
@@ -307,10 +323,30 @@ impl PlaygroundApp {
             eval_secs: self.eval.secs,
             layers: self.layers.drawn.iter().map(|id| id.key()).collect(),
             notice: self.notice_text(),
+            canvas_rect: self.canvas.rect.map(|r| {
+                let z = if self.frame.zoom > 0.0 {
+                    self.frame.zoom
+                } else {
+                    1.0
+                };
+                [r.min.x * z, r.min.y * z, r.width() * z, r.height() * z]
+            }),
+            lesson: self.chrome.lesson.map(|i| i + 1),
+            t: self.player.time,
+            playing: self.player.playing,
             data: self.settings.data.name(),
             data_points: self.engine.data().len(),
             capture: self.files.capture.as_ref().map(capture::Capture::progress),
             settings: self.settings.to_query(),
+        }
+    }
+
+    /// The address's settings: every setting, after the open lesson's number (the lesson key
+    /// only opens the lesson; the settings after it are applied on top).
+    pub(crate) fn address_query(&self) -> String {
+        match self.chrome.lesson {
+            Some(i) => format!("lesson={}&{}", i + 1, self.settings.to_query()),
+            None => self.settings.to_query(),
         }
     }
 
@@ -371,27 +407,7 @@ impl PlaygroundApp {
         self.frame.clock += ui.input(|i| i.stable_dt).min(0.1);
         let mut commands = Vec::new();
         if !ui.ctx().egui_wants_keyboard_input() {
-            if ui.input(|i| i.key_pressed(egui::Key::Space)) {
-                commands.push(Command::ToggleTraining);
-            }
-            if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z)) {
-                commands.push(Command::Undo);
-            }
-            let shift = egui::Modifiers::COMMAND | egui::Modifiers::SHIFT;
-            for (key, picture) in [
-                (egui::Key::P, crate::media::Picture::Png),
-                (egui::Key::G, crate::media::Picture::Gif),
-                (egui::Key::M, crate::media::Picture::Webm),
-            ] {
-                if ui.input_mut(|i| i.consume_key(shift, key)) {
-                    commands.push(Command::Capture(picture));
-                }
-            }
-            if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::S)) {
-                commands.push(Command::Export(crate::command::Export::Weights {
-                    ema: self.settings.sampling.ema,
-                }));
-            }
+            commands = ui.input_mut(|i| crate::keys::commands(i, self));
         }
         self.follow_hash();
         crate::files::take_dropped(ui.ctx(), &self.files.inbox);
@@ -402,31 +418,7 @@ impl PlaygroundApp {
         self.update_views(ui.ctx());
         self.capture_before_drawing();
 
-        egui::Panel::left("settings")
-            .resizable(false)
-            .default_size(250.0)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    panels::controls::ui(ui, self, &mut commands);
-                    ui.separator();
-                    panels::layers::ui(ui, self, &mut commands);
-                    ui.separator();
-                    panels::reflow::ui(ui, self, &mut commands);
-                    ui.separator();
-                    panels::files::ui(ui, self, &mut commands);
-                    ui.separator();
-                    panels::brush::ui(ui, self, &mut commands);
-                    panels::notices::ui(ui, self);
-                });
-            });
-        egui::Panel::bottom("plots")
-            .resizable(true)
-            .default_size(160.0)
-            .show(ui, |ui| panels::plots::ui(ui, self));
-        egui::CentralPanel::default().show(ui, |ui| {
-            panels::player::ui(ui, self, &mut commands);
-            self.canvas_ui(ui, &mut commands);
-        });
+        self.layout_ui(ui, &mut commands);
 
         for command in commands {
             self.apply(command);
@@ -452,81 +444,5 @@ impl PlaygroundApp {
         } else {
             ui.ctx().request_repaint_after(Duration::from_millis(250));
         }
-    }
-
-    /// The canvas: one, or the compared round and the current one side by side, in step.
-    fn canvas_ui(&mut self, ui: &mut Ui, commands: &mut Vec<Command>) {
-        let on = self.settings.view.layers;
-        let views = &self.layers.views;
-        let current = |which: usize| which == CURRENT;
-        let scene = |which: usize| Scene {
-            t: self.player.time,
-            classes: self.settings.classes(),
-            data: &self.data.shown,
-            flow: self.engine.flow(which),
-            // The views are of the current round's model.
-            field: views.field.as_ref().filter(|_| current(which)),
-            density: views.density.as_ref().filter(|_| current(which)),
-            logp: views.logp.as_ref().filter(|_| current(which)),
-            stages: self
-                .layers
-                .inspected
-                .as_ref()
-                .and_then(|i| i.view.as_ref())
-                .filter(|_| current(which)),
-            pairs: views.pairs.as_ref().filter(|_| current(which)),
-            streamlines: self.layers.streamlines,
-            clock: self.frame.clock,
-            gpu: self.device.gpu.is_some(),
-        };
-        let (drawn, rect) = match self
-            .rounds
-            .compare
-            .filter(|&r| r < self.rounds.finished.len())
-        {
-            None => {
-                let brush = Some((&self.brush, &self.drawing));
-                let (drawn, rect) = canvas::show(
-                    ui,
-                    &self.canvas,
-                    &scene(CURRENT),
-                    CURRENT,
-                    on,
-                    brush,
-                    commands,
-                );
-                (drawn, Some(rect))
-            }
-            Some(r) => {
-                let current = self.engine.round();
-                let mut drawn = (Vec::new(), None);
-                ui.columns(2, |cols| {
-                    cols[0].label(format!("round {r}"));
-                    canvas::show(
-                        &mut cols[0],
-                        &self.canvas,
-                        &scene(COMPARED),
-                        COMPARED,
-                        on,
-                        None,
-                        commands,
-                    );
-                    cols[1].label(format!("round {current} (training)"));
-                    let (layers, rect) = canvas::show(
-                        &mut cols[1],
-                        &self.canvas,
-                        &scene(CURRENT),
-                        CURRENT,
-                        on,
-                        Some((&self.brush, &self.drawing)),
-                        commands,
-                    );
-                    drawn = (layers, Some(rect));
-                });
-                drawn
-            }
-        };
-        self.layers.drawn = drawn;
-        self.canvas.rect = rect;
     }
 }

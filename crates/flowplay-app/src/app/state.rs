@@ -177,6 +177,8 @@ pub(crate) struct FrameStats {
     pub(crate) pointer_down: bool,
     /// Seconds since the app started, for animations.
     pub(crate) clock: f32,
+    /// CSS pixels per egui point (the page's zoom; 1 natively).
+    pub(crate) zoom: f32,
 }
 
 /// Where training changed course, marked on the plots at `step`.
@@ -387,6 +389,96 @@ pub(crate) struct LayerState {
     /// The layers drawn in the last frame.
     pub(crate) drawn: Vec<LayerId>,
     pub(crate) views: LayerViews,
+}
+
+/// A part of the controls, folded or open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Section {
+    Lessons,
+    Settings,
+    Layers,
+    Reflow,
+    Files,
+    Brush,
+}
+
+impl Section {
+    /// Every section, in the order the controls show them.
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Lessons,
+        Self::Settings,
+        Self::Layers,
+        Self::Reflow,
+        Self::Files,
+        Self::Brush,
+    ];
+
+    /// The heading.
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Self::Lessons => "Lessons",
+            Self::Settings => "Data, path, model, sampling",
+            Self::Layers => "Layers",
+            Self::Reflow => "Reflow",
+            Self::Files => "Files",
+            Self::Brush => "Brush",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// What the page shows around the canvas: the sections open, the help overlay, the controls'
+/// sheet on a narrow screen, and the lesson open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Chrome {
+    open: u8,
+    /// The list of keyboard shortcuts over the canvas (`?`).
+    pub(crate) help: bool,
+    /// On a narrow screen: the controls' sheet is up.
+    pub(crate) sheet: bool,
+    /// The lesson shown (0-based), if any.
+    pub(crate) lesson: Option<usize>,
+    /// The notices the user dismissed (shown again when they change).
+    pub(crate) dismissed: Option<String>,
+}
+
+impl Default for Chrome {
+    fn default() -> Self {
+        let open = [
+            Section::Settings,
+            Section::Layers,
+            Section::Reflow,
+            Section::Files,
+        ]
+        .iter()
+        .fold(0, |bits, s| bits | s.bit());
+        Self {
+            open,
+            help: false,
+            sheet: false,
+            lesson: None,
+            dismissed: None,
+        }
+    }
+}
+
+impl Chrome {
+    /// Whether `section` is open.
+    pub(crate) fn is_open(&self, section: Section) -> bool {
+        self.open & section.bit() != 0
+    }
+
+    /// Opens or folds `section`.
+    pub(crate) fn set_open(&mut self, section: Section, open: bool) {
+        if open {
+            self.open |= section.bit();
+        } else {
+            self.open &= !section.bit();
+        }
+    }
 }
 
 /// A rate for the status line: one decimal below 10 (a slow device's 0.4 steps/s is not 0).

@@ -9,7 +9,7 @@ use web_time::{Duration, Instant};
 use super::state::{FLOW_REFRESH, refresh_due};
 use super::*;
 use crate::command::{Command, Direction};
-use crate::engine::{CPU_MAX_PARTICLES, Flow, particle_record};
+use crate::engine::{COMPARED, CPU_MAX_PARTICLES, CURRENT, Flow, particle_record};
 use crate::layers::LayerId;
 use crate::settings::PathKind;
 
@@ -920,4 +920,31 @@ fn views_follow_the_scrubber_after_a_training_change_while_paused() {
             .is_some_and(|f| (f.grid.t - 0.6).abs() < 1e-6)
             && v.pairs.as_ref().is_some_and(|p| p.x0.len() == 32)
     });
+}
+
+/// A new dataset brings a view that shows it, whatever the user had panned and zoomed to.
+#[test]
+fn a_dataset_change_fits_the_view_to_the_new_data() {
+    let mut a = app(small());
+    let rect = egui::Rect::from_min_size(egui::pos2(0.0, 0.0), egui::vec2(400.0, 400.0));
+    let zoomed = a
+        .canvas
+        .view
+        .panned_zoomed(rect, egui::vec2(120.0, 0.0), 8.0, None);
+    a.apply(Command::View(zoomed));
+    assert_eq!(a.canvas.view, zoomed);
+    let mut edited = a.settings.clone();
+    edited.data.dataset = flowplay_core::data::Dataset::SwissRoll;
+    a.apply(Command::Settings(Box::new(edited)));
+    assert_eq!(a.canvas.view, a.canvas.fit, "refitted");
+    let world = a.canvas.view.world_rect(rect);
+    for p in a.data.shown.iter().map(|d| d.0) {
+        assert!(
+            p[0] >= world.min[0]
+                && p[0] <= world.max[0]
+                && p[1] >= world.min[1]
+                && p[1] <= world.max[1],
+            "{p:?} in view {world:?}"
+        );
+    }
 }

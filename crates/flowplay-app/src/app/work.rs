@@ -9,7 +9,7 @@ use flowplay_core::sampler::{SamplerConfig, Solver};
 use web_time::{Duration, Instant};
 
 use super::PlaygroundApp;
-use super::state::{EVAL_EVERY, EVAL_PACE, refresh_due};
+use super::state::{EVAL_EVERY, EVAL_PACE, Section, refresh_due};
 use crate::engine::{Backend, COMPARED, CURRENT, particle_record, particle_request};
 use crate::error::AppError;
 use crate::web;
@@ -303,7 +303,7 @@ impl PlaygroundApp {
     /// on every frame of a slider drag: browsers throttle history updates).
     pub(crate) fn write_hash_when_settled(&mut self) {
         if self.edits.hash_dirty && !self.frame.pointer_down {
-            web::write_hash(&self.settings.to_query());
+            web::write_hash(&self.address_query());
             self.edits.hash = web::read_hash();
             self.edits.hash_dirty = false;
         }
@@ -319,9 +319,13 @@ impl PlaygroundApp {
         }
         self.edits.hash = Some(hash.clone());
         match self.settings.with_query(&hash) {
-            Ok((settings, train)) => {
-                if let Some(train) = train {
+            Ok((settings, actions)) => {
+                if let Some(train) = actions.train {
                     self.training = train;
+                }
+                if let Some(lesson) = actions.lesson {
+                    self.chrome.lesson = Some(lesson);
+                    self.chrome.set_open(Section::Lessons, true);
                 }
                 self.apply_settings(settings);
             }

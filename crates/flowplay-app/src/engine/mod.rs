@@ -899,7 +899,10 @@ impl Engine {
                         step,
                         w2,
                         straightness: straightness(&parts.trajectories)?,
-                        nll: parts.logp.as_deref().and_then(flowplay_core::sweep::mean_nll),
+                        nll: parts
+                            .logp
+                            .as_deref()
+                            .and_then(flowplay_core::sweep::mean_nll),
                     })
                 })
                 .map_err(AppError::from),

@@ -103,6 +103,21 @@ impl LayerId {
         }
     }
 
+    /// The layer in a few words, for the canvas's "what you see" line.
+    pub(crate) fn in_a_phrase(self) -> &'static str {
+        match self {
+            Self::Data => "the data p₁ (faint)",
+            Self::Particles => "particles carried from noise by dx/dt = v_θ(t, x)",
+            Self::Trails => "their paths so far",
+            Self::Endpoints => "where the network predicts each will end",
+            Self::Field => "the velocity field v_θ(t, ·) (arrows)",
+            Self::Density => "how densely the particles sit (p_t)",
+            Self::Logp => "the model's log-likelihood log p₁",
+            Self::Stages => "one particle's solver step taken apart",
+            Self::Pairs => "one training batch's pairs (x₀, x₁)",
+        }
+    }
+
     /// What the layer shows, in one line (the legend and the toggle's hover text).
     pub(crate) fn what_you_see(self) -> &'static str {
         match self {

@@ -137,7 +137,10 @@ fn the_player_asks_to_play_step_and_seek() {
 
 #[test]
 fn the_controls_ask_to_train_reset_and_edit_settings() {
-    let mut h = harness(crate::panels::controls::ui);
+    let mut h = harness(|ui, app, out| {
+        crate::panels::controls::header_ui(ui, app, out);
+        crate::panels::controls::settings_ui(ui, app, out);
+    });
     h.run();
     h.get_by_label("Train").click();
     h.run();
@@ -166,4 +169,28 @@ fn the_controls_ask_to_train_reset_and_edit_settings() {
         PathKind::RectifiedFlow,
         "applied only by the app"
     );
+}
+
+#[test]
+fn the_lessons_open_change_and_move_on_by_command() {
+    let mut h = harness(crate::panels::lessons::ui);
+    h.run();
+    let third = &crate::lessons::LESSONS[2];
+    h.get_by_label(&format!("3. {}", third.title)).click();
+    h.run();
+    assert_eq!(h.state().commands, vec![Command::Lesson(Some(2))]);
+    assert_eq!(h.state().app.chrome.lesson, None, "applied only by the app");
+    // With lesson 3 open: its text, its change and the way on.
+    h.state_mut().app.chrome.lesson = Some(2);
+    h.run();
+    assert!(h.query_by_label(third.look).is_some());
+    h.get_by_label("Make the change").click();
+    h.run();
+    assert_eq!(h.state().commands, vec![Command::LessonChange]);
+    h.get_by_label("next >").click();
+    h.run();
+    assert_eq!(h.state().commands, vec![Command::Lesson(Some(3))]);
+    h.get_by_label("all lessons").click();
+    h.run();
+    assert_eq!(h.state().commands, vec![Command::Lesson(None)]);
 }

@@ -7,6 +7,12 @@
 
 mod query;
 
+pub(crate) use query::Actions;
+
+/// The most particles asked for, by the slider or the address (the device may draw fewer: the
+/// app clamps to its limits and says so).
+pub(crate) const MAX_PARTICLES: usize = 4_000_000;
+
 use flowplay_core::data::{Dataset, Points};
 use flowplay_core::flow::DataSource;
 use flowplay_core::mlp::MlpConfig;
@@ -50,7 +56,7 @@ impl PathKind {
             Self::Ve => {
                 "Variance exploding, the SMLD/EDM family (QR §3.3): start from σ_max·z and shrink \
                  the noise to σ_min. EDM-preconditioned.\nx_t = x₁ + σ(1−t)·x₀,   \
-                 σ(s) = σ_min·(σ_max/σ_min)ˢ"
+                 σ(s) = σ_min·(σ_max/σ_min)^s"
             }
         }
     }

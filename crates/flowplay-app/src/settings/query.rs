@@ -337,7 +337,7 @@ const SAMPLING_KEYS: &[Key<SamplingSettings>] = &[
         name: "particles",
         write: Some(|s| s.particles.to_string()),
         read: |s, key, value| {
-            s.particles = number(key, value, 1, 4_000_000)?;
+            s.particles = number(key, value, 1, super::MAX_PARTICLES)?;
             Ok(())
         },
     },
@@ -451,15 +451,43 @@ impl Settings {
     }
 
     /// Applies URL state (`key=value&…`, a leading `#` or `?` allowed) on top of `self`. Keys not
-    /// given keep their values. `train` is returned, not stored: it is an action. Every problem
-    /// is reported in one message and nothing is changed when there is one.
-    pub(crate) fn with_query(&self, query: &str) -> Result<(Self, Option<bool>), String> {
-        let mut out = self.clone();
-        let mut train = None;
-        let mut problems = Vec::new();
+    /// given keep their values. `train` and `lesson` are returned, not stored: they are
+    /// actions; `lesson=N` (1-based) starts from that lesson's playground instead of `self`
+    /// (keeping `compute`), and the other keys apply on top of it. Every problem is reported in
+    /// one message and nothing is changed when there is one.
+    pub(crate) fn with_query(&self, query: &str) -> Result<(Self, Actions), String> {
         let query = query.trim_start_matches(['#', '?']);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let pairs = || {
+            query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        };
+        let mut actions = Actions::default();
+        let mut problems = Vec::new();
+        let mut out = self.clone();
+        if let Some((key, value)) = pairs().rfind(|(k, _)| *k == "lesson") {
+            let lessons = crate::lessons::LESSONS.len();
+            match number(key, value, 1, lessons) {
+                Ok(n) => {
+                    let base = Self {
+                        compute: self.compute,
+                        ..Self::default()
+                    };
+                    let setup = crate::lessons::LESSONS[n - 1].setup;
+                    match base.with_query(setup) {
+                        Ok((settings, lesson)) => {
+                            out = settings;
+                            actions.train = lesson.train;
+                            actions.lesson = Some(n - 1);
+                        }
+                        Err(why) => problems.push(format!("lesson {n} ({why})")),
+                    }
+                }
+                Err(why) => problems.push(why),
+            }
+        }
+        for (key, value) in pairs() {
             let read = read_key(&mut out.data, DATA_KEYS, key, value)
                 .or_else(|| read_key(&mut out.model, MODEL_KEYS, key, value))
                 .or_else(|| read_key(&mut out.training, TRAINING_KEYS, key, value))
@@ -468,7 +496,9 @@ impl Settings {
                 .or_else(|| read_key(&mut out.view, VIEW_KEYS, key, value))
                 .or_else(|| read_key(&mut out.compute, COMPUTE_KEYS, key, value))
                 .unwrap_or_else(|| match key {
-                    "train" => flag(key, value).map(|t| train = Some(t)),
+                    "train" => flag(key, value).map(|t| actions.train = Some(t)),
+                    // Read first, above.
+                    "lesson" => Ok(()),
                     _ => Err(format!("'{key}' (not a setting)")),
                 });
             if let Err(why) = read {
@@ -476,7 +506,7 @@ impl Settings {
             }
         }
         if problems.is_empty() {
-            Ok((out, train))
+            Ok((out, actions))
         } else {
             Err(format!(
                 "The address has settings that were not understood, so none were applied: {}.",
@@ -484,6 +514,15 @@ impl Settings {
             ))
         }
     }
+}
+
+/// What an address asks the page to do, besides settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Actions {
+    /// `train=1` or `train=0`: start or pause training.
+    pub(crate) train: Option<bool>,
+    /// `lesson=N`: open lesson N (stored 0-based).
+    pub(crate) lesson: Option<usize>,
 }
 
 #[cfg(test)]
@@ -548,11 +587,11 @@ mod tests {
             compute: Compute::Cpu,
         };
         let query = settings.to_query();
-        let (back, train) = Settings::default()
+        let (back, actions) = Settings::default()
             .with_query(&format!("#{query}"))
             .expect("our own URL state parses");
         assert_eq!(back, settings);
-        assert_eq!(train, None);
+        assert_eq!(actions, Actions::default());
         for key in Settings::query_keys().iter().filter(|&&k| k != "train") {
             assert!(query.contains(&format!("{key}=")), "{key} is written");
         }
@@ -564,10 +603,10 @@ mod tests {
 
     #[test]
     fn a_partial_query_changes_only_its_keys() {
-        let (s, train) = Settings::default()
+        let (s, actions) = Settings::default()
             .with_query("train=1&solver=heun&layers=field,density")
             .expect("valid");
-        assert_eq!(train, Some(true));
+        assert_eq!(actions.train, Some(true));
         assert_eq!(s.sampling.solver, Solver::Heun);
         assert!(s.view.layers.contains(LayerId::Field) && s.view.layers.contains(LayerId::Density));
         assert!(
@@ -588,6 +627,32 @@ mod tests {
         assert!(!s.view.layers.contains(LayerId::Trails));
         assert!(s.view.layers.contains(LayerId::Endpoints));
         assert!(!s.to_query().contains("trails="), "but no longer written");
+    }
+
+    #[test]
+    fn a_lesson_in_the_address_sets_its_playground_and_the_rest_applies_on_top() {
+        let base = Settings {
+            compute: Compute::Cpu,
+            ..Settings::default()
+        };
+        let (s, actions) = base.with_query("#lesson=3&solver=rk4").expect("valid");
+        assert_eq!(actions.lesson, Some(2));
+        assert_eq!(actions.train, Some(true), "the lesson starts training");
+        assert_eq!(s.data.dataset, Dataset::EightGaussians, "lesson 3's data");
+        assert_eq!(
+            s.sampling.solver,
+            Solver::Rk4,
+            "the address's own key on top"
+        );
+        assert_eq!(
+            s.compute,
+            Compute::Cpu,
+            "compute is the page's, not the lesson's"
+        );
+        for bad in ["lesson=0", "lesson=10", "lesson=two"] {
+            let err = Settings::default().with_query(bad).expect_err(bad);
+            assert!(err.contains("lesson="), "{err}");
+        }
     }
 
     #[test]

@@ -1,0 +1,259 @@
+//! The page around the canvas: on a wide screen the controls on the left, the plots below and
+//! the canvas in the middle; below [`NARROW_POINTS`] a bar with the main buttons, the canvas
+//! across the whole width and the controls (and plots) in a sheet that slides up. Notices sit
+//! on a banner over the canvas, where they are seen.
+
+use egui::{Color32, RichText, Ui};
+
+use super::PlaygroundApp;
+use super::state::Section;
+use crate::command::Command;
+use crate::engine::{COMPARED, CURRENT};
+use crate::layers::{LayerId, Scene};
+use crate::{canvas, panels};
+
+/// Below this width (egui points, CSS pixels on the web) the page takes its narrow form.
+pub(crate) const NARROW_POINTS: f32 = 600.0;
+/// The controls' width on a wide screen: fixed, so that no table makes it jump.
+const CONTROLS_WIDTH: f32 = 300.0;
+
+impl PlaygroundApp {
+    /// The page: wide or narrow by the width there is.
+    pub(crate) fn layout_ui(&mut self, ui: &mut Ui, out: &mut Vec<Command>) {
+        let width = ui.max_rect().width();
+        self.frame.zoom = ui.ctx().zoom_factor();
+        if width < NARROW_POINTS {
+            self.narrow_ui(ui, out);
+        } else {
+            self.wide_ui(ui, out);
+        }
+        if self.chrome.help {
+            crate::keys::help_ui(ui.ctx(), out);
+        }
+    }
+
+    fn wide_ui(&mut self, ui: &mut Ui, out: &mut Vec<Command>) {
+        egui::Panel::left("settings")
+            .resizable(false)
+            .exact_size(CONTROLS_WIDTH)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    panels::controls::header_ui(ui, self, out);
+                    self.sections_ui(ui, out);
+                });
+            });
+        egui::Panel::bottom("plots")
+            .resizable(true)
+            .default_size(170.0)
+            .show(ui, |ui| panels::plots::ui(ui, self));
+        egui::CentralPanel::default().show(ui, |ui| {
+            self.banner_ui(ui, out);
+            panels::player::ui(ui, self, out);
+            self.what_you_see_ui(ui);
+            self.canvas_ui(ui, out);
+        });
+    }
+
+    fn narrow_ui(&mut self, ui: &mut Ui, out: &mut Vec<Command>) {
+        egui::Panel::top("bar").show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                let sheet = if self.chrome.sheet {
+                    "Hide controls"
+                } else {
+                    "Controls"
+                };
+                if ui
+                    .button(sheet)
+                    .on_hover_text("The settings, lessons, layers and plots")
+                    .clicked()
+                {
+                    out.push(Command::Sheet(!self.chrome.sheet));
+                }
+                let train = if self.training { "Pause" } else { "Train" };
+                if ui.button(train).clicked() {
+                    out.push(Command::ToggleTraining);
+                }
+                ui.label(
+                    RichText::new(format!(
+                        "step {} · {} steps/s",
+                        self.engine.steps_done(),
+                        super::rate(self.frame.steps_per_sec)
+                    ))
+                    .small(),
+                );
+            });
+        });
+        if self.chrome.sheet {
+            let height = ui.max_rect().height();
+            egui::Panel::bottom("sheet")
+                .resizable(true)
+                .default_size(height * 0.55)
+                .size_range(120.0..=height * 0.9)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        panels::controls::header_ui(ui, self, out);
+                        self.sections_ui(ui, out);
+                        ui.separator();
+                        ui.label(RichText::new("Plots").strong());
+                        ui.allocate_ui(egui::vec2(ui.available_width(), 170.0), |ui| {
+                            panels::plots::ui(ui, self);
+                        });
+                    });
+                });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            self.banner_ui(ui, out);
+            panels::player::ui(ui, self, out);
+            self.canvas_ui(ui, out);
+        });
+    }
+
+    /// Every section of the controls, each folded or open.
+    fn sections_ui(&self, ui: &mut Ui, out: &mut Vec<Command>) {
+        for section in Section::ALL {
+            let open = self.chrome.is_open(section);
+            let header = egui::CollapsingHeader::new(RichText::new(section.title()).strong())
+                .id_salt(("flowplay::section", section.title()))
+                .open(Some(open))
+                .show(ui, |ui| match section {
+                    Section::Lessons => panels::lessons::ui(ui, self, out),
+                    Section::Settings => panels::controls::settings_ui(ui, self, out),
+                    Section::Layers => panels::layers::ui(ui, self, out),
+                    Section::Reflow => panels::reflow::ui(ui, self, out),
+                    Section::Files => panels::files::ui(ui, self, out),
+                    Section::Brush => panels::brush::ui(ui, self, out),
+                });
+            if header.header_response.clicked() {
+                out.push(Command::Section(section, !open));
+            }
+        }
+    }
+
+    /// The notices in force on a banner over the canvas, each dismissable.
+    fn banner_ui(&self, ui: &mut Ui, out: &mut Vec<Command>) {
+        let lines = self.notice_lines();
+        if lines.is_empty() || self.chrome.dismissed.as_deref() == Some(&lines.join("\n")) {
+            return;
+        }
+        egui::Frame::new()
+            .fill(Color32::from_rgb(70, 42, 24))
+            .stroke(egui::Stroke::new(1.0, Color32::from_rgb(220, 110, 60)))
+            .inner_margin(egui::Margin::symmetric(8, 6))
+            .corner_radius(4.0)
+            .show(ui, |ui| {
+                ui.horizontal_top(|ui| {
+                    if ui
+                        .small_button("×")
+                        .on_hover_text("Dismiss (a new notice shows again)")
+                        .clicked()
+                    {
+                        out.push(Command::DismissNotices);
+                    }
+                    ui.vertical(|ui| {
+                        for line in &lines {
+                            ui.label(RichText::new(line).color(Color32::from_rgb(250, 200, 160)));
+                        }
+                    });
+                });
+            });
+    }
+
+    /// One line saying what the canvas shows.
+    fn what_you_see_ui(&self, ui: &mut Ui) {
+        let on = self.settings.view.layers;
+        let parts: Vec<&str> = LayerId::ALL
+            .into_iter()
+            .filter(|&id| on.contains(id))
+            .map(LayerId::in_a_phrase)
+            .collect();
+        if parts.is_empty() {
+            return;
+        }
+        ui.label(
+            RichText::new(format!(
+                "What you see at t = {:.2}: {}. Orange is t = 0 noise on its way to the data \
+                 (t = 1).",
+                self.player.time,
+                parts.join("; ")
+            ))
+            .small()
+            .weak(),
+        );
+    }
+
+    /// The canvas: one, or the compared round and the current one side by side, in step.
+    pub(crate) fn canvas_ui(&mut self, ui: &mut Ui, commands: &mut Vec<Command>) {
+        let on = self.settings.view.layers;
+        let views = &self.layers.views;
+        let current = |which: usize| which == CURRENT;
+        let scene = |which: usize| Scene {
+            t: self.player.time,
+            classes: self.settings.classes(),
+            data: &self.data.shown,
+            flow: self.engine.flow(which),
+            // The views are of the current round's model.
+            field: views.field.as_ref().filter(|_| current(which)),
+            density: views.density.as_ref().filter(|_| current(which)),
+            logp: views.logp.as_ref().filter(|_| current(which)),
+            stages: self
+                .layers
+                .inspected
+                .as_ref()
+                .and_then(|i| i.view.as_ref())
+                .filter(|_| current(which)),
+            pairs: views.pairs.as_ref().filter(|_| current(which)),
+            streamlines: self.layers.streamlines,
+            clock: self.frame.clock,
+            gpu: self.device.gpu.is_some(),
+        };
+        let (drawn, rect) = match self
+            .rounds
+            .compare
+            .filter(|&r| r < self.rounds.finished.len())
+        {
+            None => {
+                let brush = Some((&self.brush, &self.drawing));
+                let (drawn, rect) = canvas::show(
+                    ui,
+                    &self.canvas,
+                    &scene(CURRENT),
+                    CURRENT,
+                    on,
+                    brush,
+                    commands,
+                );
+                (drawn, Some(rect))
+            }
+            Some(r) => {
+                let current = self.engine.round();
+                let mut drawn = (Vec::new(), None);
+                ui.columns(2, |cols| {
+                    cols[0].label(format!("round {r}"));
+                    canvas::show(
+                        &mut cols[0],
+                        &self.canvas,
+                        &scene(COMPARED),
+                        COMPARED,
+                        on,
+                        None,
+                        commands,
+                    );
+                    cols[1].label(format!("round {current} (training)"));
+                    let (layers, rect) = canvas::show(
+                        &mut cols[1],
+                        &self.canvas,
+                        &scene(CURRENT),
+                        CURRENT,
+                        on,
+                        Some((&self.brush, &self.drawing)),
+                        commands,
+                    );
+                    drawn = (layers, Some(rect));
+                });
+                drawn
+            }
+        };
+        self.layers.drawn = drawn;
+        self.canvas.rect = rect;
+    }
+}
