@@ -37,6 +37,8 @@ pub struct BenchOptions {
     /// Measure each count once with the default layers and once more with each other layer on
     /// beside them (its view computed and drawn every frame it changes).
     pub each_layer: bool,
+    /// Keep the solver × NFE lab open, sweeping in the background, while measuring.
+    pub lab: bool,
 }
 
 impl Default for BenchOptions {
@@ -49,6 +51,7 @@ impl Default for BenchOptions {
             vsync: true,
             query: String::new(),
             each_layer: false,
+            lab: false,
         }
     }
 }
@@ -79,6 +82,8 @@ pub struct BenchFigure {
     pub layers: Vec<&'static str>,
     /// The app's notice at the end, if any (e.g. a clamped particle count).
     pub notice: Option<String>,
+    /// With the lab open: seconds of its last whole sweep, and the settings it measured.
+    pub lab: Option<(Option<f64>, usize)>,
 }
 
 impl BenchFigure {
@@ -101,7 +106,12 @@ impl BenchFigure {
             self.refreshes_per_sec,
             self.backend,
             self.layers.join(",")
-        )
+        ) + &self.lab.map_or_else(String::new, |(secs, measured)| {
+            format!(
+                "; lab: {measured} settings measured{}",
+                secs.map_or_else(String::new, |s| format!(", a whole sweep in {s:.1} s"))
+            )
+        })
     }
 }
 
@@ -316,6 +326,9 @@ fn measure(
             ));
         }
     }
+    if options.lab {
+        app.apply(Command::Section(crate::app::Section::Lab, true));
+    }
     if app.settings.view.layers.contains(LayerId::Stages) {
         // A click at the origin: the nearest particle's step is taken apart.
         app.apply(Command::Inspect([0.0, 0.0]));
@@ -351,6 +364,10 @@ fn measure(
         backend: after.backend,
         layers: after.layers,
         notice: after.notice,
+        lab: options.lab.then(|| {
+            let lab = app.engine.lab();
+            (lab.done.as_ref().and_then(|d| d.secs), lab.measured)
+        }),
     })
 }
 
@@ -503,6 +520,7 @@ mod tests {
             vsync: false,
             query: "width=32&batch=64&steps=4".to_string(),
             each_layer,
+            lab: false,
         }
     }
 

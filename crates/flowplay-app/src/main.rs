@@ -44,13 +44,14 @@ fn main() -> std::process::ExitCode {
 const USAGE: &str = "\
 usage: flowplay-app [SETTINGS]
        flowplay-app --bench [--particles N,N,...] [--seconds S] [--size WxH] [--no-vsync]
-                            [--each-layer] [--soak FRAMES,STEPS] [SETTINGS]
+                            [--each-layer] [--lab] [--soak FRAMES,STEPS] [SETTINGS]
 
 SETTINGS are the web page's URL hash, e.g. 'train=1&solver=heun&particles=100000'.
 --bench renders the playground offscreen while it trains on the GPU and prints the frame rate
 and training speed for each particle count (default 10000,100000,300000,1000000; 5 s each),
 presenting at 60 Hz as with vsync (--no-vsync: frames back to back). --each-layer measures each
 count again with each canvas layer (field, density, logp, stages, pairs, endpoints) on.
+--lab keeps the solver × NFE lab sweeping in the background and says how far it got.
 --soak FRAMES,STEPS runs one playground (2000 particles unless --particles says) for at least
 FRAMES frames and STEPS training steps and prints its memory (RSS, live GPU buffers and their
 bytes) after a warm-up, every tenth of FRAMES (at most 1000) and at the end.";
@@ -112,6 +113,7 @@ fn bench(args: &[String]) -> std::process::ExitCode {
                     }
                 }
                 "--each-layer" => options.each_layer = true,
+                "--lab" => options.lab = true,
                 other if other.starts_with("--") => {
                     return Err(format!("unknown option {other}\n\n{USAGE}"));
                 }

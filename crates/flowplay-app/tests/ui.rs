@@ -391,3 +391,22 @@ fn the_keyboard_shortcuts_work() {
         "{s}"
     );
 }
+
+/// Opening the lab starts its sweep; the sweep's progress shows under its heading.
+#[test]
+fn the_lab_sweeps_while_open() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    assert!(harness.query_by_label_contains("settings").is_none());
+    harness.get_by_label("Solver × NFE lab").click();
+    for _ in 0..40 {
+        harness.step();
+        if harness
+            .query_by_label_contains("the model of step 0, measured in")
+            .is_some()
+        {
+            return;
+        }
+    }
+    panic!("the sweep did not finish in 40 frames");
+}

@@ -314,6 +314,30 @@ impl PlaygroundApp {
                 views.density_asked = None;
                 views.logp_asked = None;
             }
+            // A new coupling or time sampling is another training problem: its loss is on
+            // another scale, which the plots mark.
+            let (old, new) = (&self.settings.training, &edited.training);
+            if old.ot != new.ot {
+                self.curves.marks.push(PlotMark {
+                    step: self.engine.steps_done() as f64,
+                    label: if new.ot {
+                        "OT coupling"
+                    } else {
+                        "independent pairs"
+                    }
+                    .to_string(),
+                });
+            }
+            if old.time_sampling() != new.time_sampling() {
+                self.curves.marks.push(PlotMark {
+                    step: self.engine.steps_done() as f64,
+                    label: if new.logit_normal {
+                        format!("t logit-normal({}, {})", new.ln_mean, new.ln_std)
+                    } else {
+                        "t uniform".to_string()
+                    },
+                });
+            }
             // The pairs are of a batch as the trainer draws it: batch, path and coupling
             // change it.
             self.layers.views.pairs = None;

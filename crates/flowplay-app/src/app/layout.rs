@@ -119,6 +119,7 @@ impl PlaygroundApp {
                     Section::Lessons => panels::lessons::ui(ui, self, out),
                     Section::Settings => panels::controls::settings_ui(ui, self, out),
                     Section::Layers => panels::layers::ui(ui, self, out),
+                    Section::Lab => panels::lab::ui(ui, self),
                     Section::Reflow => panels::reflow::ui(ui, self, out),
                     Section::Files => panels::files::ui(ui, self, out),
                     Section::Brush => panels::brush::ui(ui, self, out),

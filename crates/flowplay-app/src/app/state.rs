@@ -397,6 +397,7 @@ pub(crate) enum Section {
     Lessons,
     Settings,
     Layers,
+    Lab,
     Reflow,
     Files,
     Brush,
@@ -404,10 +405,11 @@ pub(crate) enum Section {
 
 impl Section {
     /// Every section, in the order the controls show them.
-    pub(crate) const ALL: [Self; 6] = [
+    pub(crate) const ALL: [Self; 7] = [
         Self::Lessons,
         Self::Settings,
         Self::Layers,
+        Self::Lab,
         Self::Reflow,
         Self::Files,
         Self::Brush,
@@ -419,6 +421,7 @@ impl Section {
             Self::Lessons => "Lessons",
             Self::Settings => "Data, path, model, sampling",
             Self::Layers => "Layers",
+            Self::Lab => "Solver × NFE lab",
             Self::Reflow => "Reflow",
             Self::Files => "Files",
             Self::Brush => "Brush",

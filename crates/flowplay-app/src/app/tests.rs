@@ -948,3 +948,84 @@ fn a_dataset_change_fits_the_view_to_the_new_data() {
         );
     }
 }
+
+/// A change of the coupling or of the time sampling is marked on the plots (the loss after it
+/// is of another problem); a learning-rate change is not.
+#[test]
+fn new_training_problems_are_marked_on_the_plots() {
+    let mut a = app(small());
+    let mut edited = a.settings.clone();
+    edited.optim.lr = 1e-3;
+    a.apply(Command::Settings(Box::new(edited.clone())));
+    assert!(a.curves.marks.is_empty());
+    edited.training.ot = true;
+    a.apply(Command::Settings(Box::new(edited.clone())));
+    edited.training.logit_normal = false;
+    a.apply(Command::Settings(Box::new(edited)));
+    let labels: Vec<&str> = a.curves.marks.iter().map(|m| m.label.as_str()).collect();
+    assert_eq!(labels, ["OT coupling", "t uniform"]);
+}
+
+/// The lab sweeps every setting of the grid in the background, the GPU's runs giving the CPU's
+/// figures for the same model; a new sweep starts only once the model has trained.
+#[test]
+fn the_lab_sweeps_the_grid_alike_on_the_gpu_and_the_cpu() {
+    let sweep_of = |a: &mut PlaygroundApp| {
+        let started = Instant::now();
+        while a.engine.lab().done.is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the sweep ends"
+            );
+            let held_out = a.data.held_out.clone();
+            a.engine
+                .lab_frame(&held_out, 1.0, true)
+                .expect("a lab frame");
+        }
+        a.engine.lab().done.clone().expect("done")
+    };
+    let mut cpu = app(small());
+    let done = sweep_of(&mut cpu);
+    let grid = flowplay_core::sweep::grid(flowplay_core::sweep::MAX_NFE);
+    assert_eq!(done.points.len(), grid.len());
+    assert_eq!(done.step, 0);
+    for (p, s) in done.points.iter().zip(&grid) {
+        assert_eq!((p.solver, p.steps), (s.solver, s.steps));
+        assert!(
+            p.w2.is_finite() && p.w2 > 0.0 && p.nll.is_some_and(f64::is_finite),
+            "{p:?}"
+        );
+    }
+    // Nothing trained since: no new sweep.
+    let held_out = cpu.data.held_out.clone();
+    cpu.engine
+        .lab_frame(&held_out, 1.0, true)
+        .expect("a lab frame");
+    assert!(cpu.engine.lab().current.is_none());
+    // Trained: the next sweep begins, of the new step.
+    cpu.training = true;
+    run_until(&mut cpu, |a| a.engine.steps_done() >= 3);
+    cpu.engine
+        .lab_frame(&held_out, 1.0, true)
+        .expect("a lab frame");
+    let current = cpu.engine.lab().current.as_ref().expect("a new sweep");
+    assert!(current.step >= 3);
+
+    let Some(device) = headless_gpu() else {
+        return;
+    };
+    let mut gpu = PlaygroundApp::build(
+        Settings {
+            compute: Compute::Gpu,
+            ..small()
+        },
+        device,
+    );
+    let on_gpu = sweep_of(&mut gpu);
+    for (g, c) in on_gpu.points.iter().zip(&done.points) {
+        assert_eq!((g.solver, g.steps), (c.solver, c.steps));
+        assert!((g.w2 - c.w2).abs() < 2e-3, "{g:?} vs {c:?}");
+        let (gn, cn) = (g.nll.expect("gpu nll"), c.nll.expect("cpu nll"));
+        assert!((gn - cn).abs() < 2e-2, "{g:?} vs {c:?}");
+    }
+}

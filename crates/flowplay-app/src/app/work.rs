@@ -42,6 +42,17 @@ impl PlaygroundApp {
         self.update_loss_curve();
         self.poll_reflow();
         self.evaluate();
+        if self.chrome.is_open(Section::Lab) {
+            let data = &self.data.held_out;
+            let sampling = &self.settings.sampling;
+            if let Err(why) = self
+                .engine
+                .lab_frame(data, sampling.rescale_t, sampling.ema)
+            {
+                self.tell(&why);
+                self.chrome.set_open(Section::Lab, false);
+            }
+        }
         self.keep_compare_on_path();
         self.advance_flow();
         if self.flow.stale {

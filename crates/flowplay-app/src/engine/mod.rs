@@ -19,6 +19,7 @@ use web_time::{Duration, Instant};
 use crate::error::{AppError, AppResult};
 
 mod budget;
+pub(crate) mod lab;
 mod views;
 mod watch;
 
@@ -174,6 +175,8 @@ pub(crate) struct GpuEngine {
     watch: watch::Watch,
     /// Weights on their way back for an export (raw or EMA).
     pending_weights: Option<(PendingRead, bool)>,
+    /// The solver × NFE lab.
+    lab: lab::GpuLab,
 }
 
 /// The CPU reference.
@@ -188,6 +191,8 @@ pub(crate) struct CpuEngine {
     views: views::CpuViews,
     /// The divergence guard and the checkpoints of good weights.
     watch: watch::Watch,
+    /// The solver × NFE lab.
+    lab: lab::CpuLab,
 }
 
 /// What an evaluation run recorded, on either backend.
@@ -400,6 +405,7 @@ impl Engine {
             slices,
             watch: watch::Watch::default(),
             pending_weights: None,
+            lab: lab::GpuLab::default(),
         })))
     }
 
@@ -421,6 +427,7 @@ impl Engine {
             drawn_version: 0,
             views: views::CpuViews::default(),
             watch: watch::Watch::default(),
+            lab: lab::CpuLab::default(),
         })))
     }
 
@@ -479,8 +486,9 @@ impl Engine {
         let optimizer_only = self.config().only_optimizer_differs(&config);
         let path_changed = self.config().path != config.path;
         if !optimizer_only {
-            // Another objective has its own loss level.
+            // Another objective has its own loss level, and its own lab figures.
             self.watch_mut().new_level();
+            self.reset_lab();
         }
         match self {
             Self::Gpu(g) => {
@@ -973,6 +981,7 @@ impl Engine {
         (dataset, points): (DataSource, Points),
         (source, source_points): (DataSource, Option<Points>),
     ) -> AppResult<()> {
+        self.reset_lab();
         match self {
             Self::Gpu(g) => {
                 g.trainer

@@ -5,6 +5,7 @@
 pub(crate) mod brush;
 pub(crate) mod controls;
 pub(crate) mod files;
+pub(crate) mod lab;
 pub(crate) mod layers;
 pub(crate) mod lessons;
 pub(crate) mod player;

@@ -1,8 +1,11 @@
-//! The plots: the training loss, W2 to held-out data, the straightness of the flow and the
-//! negative log-likelihood of held-out data, each broken and marked where training changed course.
+//! The plots: the training loss, W2 to held-out data, how far the flow's paths are from straight
+//! and the negative log-likelihood of held-out data, each broken and marked where training
+//! changed course (after a mark the loss is of another problem, on another scale).
 
-use egui::{Color32, Ui};
-use egui_plot::{Line, LineStyle, Plot, PlotPoint, PlotPoints, PlotUi, Text, VLine};
+use egui::{Color32, RichText, Ui};
+use egui_plot::{
+    GridInput, GridMark, Line, LineStyle, Plot, PlotPoint, PlotPoints, PlotUi, Text, VLine,
+};
 
 use crate::app::PlaygroundApp;
 use crate::app::PlotMark;
@@ -31,17 +34,25 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
     } else {
         "not defined: the source is not N(0, I)"
     };
+    let loss_hint = if app.training {
+        format!("training: the first point is the mean of steps 1 to {LOSS_WINDOW}")
+    } else {
+        "press Train (or Space)".to_string()
+    };
     ui.columns(4, |cols| {
         plot(
             &mut cols[0],
             "loss_plot",
             "loss",
-            (&curves.loss, "training loss", LOSS_COLOUR, "press Train"),
+            (&curves.loss, "training loss", LOSS_COLOUR, &loss_hint),
             &curves.marks,
         )
         .on_hover_text(format!(
-            "The flow-matching loss E‖v_θ(t, x_t) − u_t‖² (QR §4.1), as means over \
-             {LOSS_WINDOW} steps. Dashed lines mark a path switch or a reflow round."
+            "The flow-matching loss E‖v_θ(t, x_t) − u_t‖² (QR §4.3), as means over \
+             {LOSS_WINDOW} steps. It does not fall to 0: pairs cross, and the best v_θ is their \
+             average. A dashed line marks a change of the training problem (the path, the time \
+             sampling, the coupling, the data, a reflow round): the loss after it is of another \
+             problem and on another scale, so compare W2 across it instead."
         ));
         plot(
             &mut cols[1],
@@ -57,18 +68,20 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
         plot(
             &mut cols[2],
             "straightness_plot",
-            "straightness",
+            "deviation from straight",
             (
                 &curves.straightness,
-                "straightness",
+                "deviation from straight",
                 STRAIGHT_COLOUR,
                 EVAL_HINT,
             ),
             &curves.marks,
         )
         .on_hover_text(
-            "E ∫ ‖(x₁ − x₀) − v(t, x_t)‖² dt along the sampled paths (QR §7.1): falls with each \
-             reflow round.",
+            "How far the sampled paths are from straight lines: E ∫ ‖(x₁ − x₀) − v(t, x_t)‖² dt \
+             (Liu et al.'s straightness, QR §7.1). 0 is straight. It rises while the network \
+             learns the data (a flow that does nothing is straight) and falls with reflow or \
+             minibatch OT, which is when few steps suffice.",
         );
         plot(
             &mut cols[3],
@@ -92,12 +105,54 @@ fn plot(
     series: (&[[f64; 2]], &str, Color32, &str),
     marks: &[PlotMark],
 ) -> egui::Response {
-    Plot::new(id)
+    let empty = series.0.is_empty();
+    let mut plot = Plot::new(id)
         .x_axis_label("step")
         .y_axis_label(y_label)
         .allow_scroll(false)
-        .show(ui, |plot_ui| draw_series(plot_ui, series, marks))
+        .y_grid_spacer(nice_ticks);
+    if empty {
+        // The hint in the middle of an empty plot, at a readable size.
+        plot = plot
+            .show_axes(false)
+            .show_grid(false)
+            .include_x(-1.0)
+            .include_x(1.0)
+            .include_y(-1.0)
+            .include_y(1.0);
+    }
+    plot.show(ui, |plot_ui| draw_series(plot_ui, series, marks))
         .response
+}
+
+/// Y ticks at a round step (1, 2 or 5 × 10ᵏ) that puts at least three in view, however short
+/// the plot: egui_plot's own spacer often leaves one.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "egui_plot's spacer signature takes the input by value"
+)]
+fn nice_ticks(input: GridInput) -> Vec<GridMark> {
+    let (lo, hi) = input.bounds;
+    let span = hi - lo;
+    if !(span.is_finite() && span > 0.0) {
+        return Vec::new();
+    }
+    // The coarsest round step with three ticks in view.
+    let magnitude = 10_f64.powf(span.log10().floor());
+    let count = |step: f64| (hi / step).floor() - (lo / step).ceil() + 1.0;
+    let step = [1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|&step| count(step) >= 3.0)
+        .unwrap_or(0.01 * magnitude);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last)
+        .map(|k| GridMark {
+            value: k as f64 * step,
+            step_size: step,
+        })
+        .collect()
 }
 
 /// One curve, broken at each mark (no line joins two paths or rounds), with the marks as
@@ -108,9 +163,17 @@ fn draw_series(
     marks: &[PlotMark],
 ) {
     let Some(top) = points.iter().map(|p| p[1]).reduce(f64::max) else {
-        plot_ui.text(Text::new(name, PlotPoint::new(0.0, 0.0), hint).color(Color32::GRAY));
+        plot_ui.text(
+            Text::new(
+                name,
+                PlotPoint::new(0.0, 0.0),
+                RichText::new(hint).size(14.0).color(Color32::GRAY),
+            )
+            .anchor(egui::Align2::CENTER_CENTER),
+        );
         return;
     };
+    let bottom = points.iter().map(|p| p[1]).reduce(f64::min).unwrap_or(top);
     let points = thin(points);
     let mut rest = &points[..];
     for bound in marks.iter().map(|m| m.step).chain([f64::INFINITY]) {
@@ -121,20 +184,70 @@ fn draw_series(
         }
         rest = after;
     }
-    for mark in marks {
+    // Labels on three levels from the top, so that marks close together do not overlap; a
+    // mark in the right third is labelled to its left, so that its label stays in the plot.
+    let last = points.last().map_or(0.0, |p| p[0]);
+    let first = points.first().map_or(0.0, |p| p[0]);
+    for (i, mark) in marks.iter().enumerate() {
         plot_ui.vline(
             VLine::new(&mark.label, mark.step)
                 .color(Color32::GRAY)
                 .style(LineStyle::dashed_dense()),
         );
+        let level = (i % 3) as f64 * 0.12 * (top - bottom);
+        let right = mark.step > first + 0.66 * (last - first);
         plot_ui.text(
             Text::new(
                 &mark.label,
-                PlotPoint::new(mark.step, top),
-                mark.label.as_str(),
+                PlotPoint::new(mark.step, top - level),
+                RichText::new(format!(" {} ", mark.label)).size(11.0),
             )
-            .anchor(egui::Align2::LEFT_TOP)
-            .color(Color32::GRAY),
+            .anchor(if right {
+                egui::Align2::RIGHT_TOP
+            } else {
+                egui::Align2::LEFT_TOP
+            })
+            .color(Color32::LIGHT_GRAY),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ranges_get_at_least_three_round_ticks() {
+        for (lo, hi) in [
+            (2.41, 2.47),
+            (0.0, 1.0),
+            (-3.0, 120.0),
+            (1e-4, 3e-4),
+            (0.054, 0.9),
+        ] {
+            let marks = nice_ticks(GridInput {
+                bounds: (lo, hi),
+                base_step_size: 0.0,
+            });
+            assert!(marks.len() >= 3, "{lo}..{hi}: {}", marks.len());
+            assert!(marks.len() <= 11, "{lo}..{hi}: {}", marks.len());
+            for m in &marks {
+                assert!(m.value >= lo - 1e-12 && m.value <= hi + 1e-12);
+                let mantissa = m.step_size / 10_f64.powf(m.step_size.log10().floor());
+                assert!(
+                    [1.0, 2.0, 5.0, 10.0]
+                        .iter()
+                        .any(|r| (mantissa - r).abs() < 1e-9),
+                    "{m:?}"
+                );
+            }
+        }
+        assert!(
+            nice_ticks(GridInput {
+                bounds: (1.0, 1.0),
+                base_step_size: 0.0
+            })
+            .is_empty()
         );
     }
 }
