@@ -39,6 +39,9 @@ pub struct BenchOptions {
     pub each_layer: bool,
     /// Keep the solver × NFE lab open, sweeping in the background, while measuring.
     pub lab: bool,
+    /// Train a second run beside the first, differing in this (`path`, `coupling`, `time` or
+    /// `solver`).
+    pub second: Option<String>,
 }
 
 impl Default for BenchOptions {
@@ -52,6 +55,7 @@ impl Default for BenchOptions {
             query: String::new(),
             each_layer: false,
             lab: false,
+            second: None,
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct BenchFigure {
     pub notice: Option<String>,
     /// With the lab open: seconds of its last whole sweep, and the settings it measured.
     pub lab: Option<(Option<f64>, usize)>,
+    /// With a second run: what it changes, and its training steps per second.
+    pub second: Option<(String, f64)>,
 }
 
 impl BenchFigure {
@@ -106,12 +112,18 @@ impl BenchFigure {
             self.refreshes_per_sec,
             self.backend,
             self.layers.join(",")
-        ) + &self.lab.map_or_else(String::new, |(secs, measured)| {
-            format!(
-                "; lab: {measured} settings measured{}",
-                secs.map_or_else(String::new, |s| format!(", a whole sweep in {s:.1} s"))
-            )
-        })
+        ) + &self
+            .second
+            .as_ref()
+            .map_or_else(String::new, |(runs, rate)| {
+                format!("; second run ({runs}): {rate:.1} training steps/s")
+            })
+            + &self.lab.map_or_else(String::new, |(secs, measured)| {
+                format!(
+                    "; lab: {measured} settings measured{}",
+                    secs.map_or_else(String::new, |s| format!(", a whole sweep in {s:.1} s"))
+                )
+            })
     }
 }
 
@@ -329,6 +341,11 @@ fn measure(
     if options.lab {
         app.apply(Command::Section(crate::app::Section::Lab, true));
     }
+    if let Some(key) = &options.second {
+        let kind = crate::settings::Comparison::from_key(key)
+            .ok_or_else(|| format!("--second {key}: path, coupling, time or solver"))?;
+        app.apply(Command::Second(Some(kind)));
+    }
     if app.settings.view.layers.contains(LayerId::Stages) {
         // A click at the origin: the nearest particle's step is taken apart.
         app.apply(Command::Inspect([0.0, 0.0]));
@@ -339,6 +356,7 @@ fn measure(
         screen.frame(&mut app)?;
     }
     let before = app.status();
+    let second_before = app.second.as_ref().map_or(0, |s| s.run.engine.steps_done());
     let started = Instant::now();
     let mut times = Vec::new();
     let mut cpu = Vec::new();
@@ -364,6 +382,10 @@ fn measure(
         backend: after.backend,
         layers: after.layers,
         notice: after.notice,
+        second: app.second.as_ref().map(|s| {
+            let steps = s.run.engine.steps_done().saturating_sub(second_before);
+            (s.kind.describe(&s.run.settings), steps as f64 / secs)
+        }),
         lab: options.lab.then(|| {
             let lab = app.engine.lab();
             (lab.done.as_ref().and_then(|d| d.secs), lab.measured)
@@ -521,6 +543,7 @@ mod tests {
             query: "width=32&batch=64&steps=4".to_string(),
             each_layer,
             lab: false,
+            second: None,
         }
     }
 

@@ -96,6 +96,10 @@ pub(crate) enum Command {
     Help(bool),
     /// Hide the notices in force until they change.
     DismissNotices,
+    /// Start a second run beside this one that differs in one thing, or end it.
+    Second(Option<crate::settings::Comparison>),
+    /// The second run's settings edited (its compared thing is what it keeps).
+    EditSecond(Box<Settings>),
     /// On a narrow screen: raise or lower the controls' sheet.
     Sheet(bool),
 }

@@ -44,7 +44,8 @@ fn main() -> std::process::ExitCode {
 const USAGE: &str = "\
 usage: flowplay-app [SETTINGS]
        flowplay-app --bench [--particles N,N,...] [--seconds S] [--size WxH] [--no-vsync]
-                            [--each-layer] [--lab] [--soak FRAMES,STEPS] [SETTINGS]
+                            [--each-layer] [--lab] [--second path|coupling|time|solver]
+                            [--soak FRAMES,STEPS] [SETTINGS]
 
 SETTINGS are the web page's URL hash, e.g. 'train=1&solver=heun&particles=100000'.
 --bench renders the playground offscreen while it trains on the GPU and prints the frame rate
@@ -52,6 +53,8 @@ and training speed for each particle count (default 10000,100000,300000,1000000;
 presenting at 60 Hz as with vsync (--no-vsync: frames back to back). --each-layer measures each
 count again with each canvas layer (field, density, logp, stages, pairs, endpoints) on.
 --lab keeps the solver × NFE lab sweeping in the background and says how far it got.
+--second trains a second run beside the first that differs in that one thing (both on the GPU,
+sharing the frame) and adds its training rate.
 --soak FRAMES,STEPS runs one playground (2000 particles unless --particles says) for at least
 FRAMES frames and STEPS training steps and prints its memory (RSS, live GPU buffers and their
 bytes) after a warm-up, every tenth of FRAMES (at most 1000) and at the end.";
@@ -114,6 +117,7 @@ fn bench(args: &[String]) -> std::process::ExitCode {
                 }
                 "--each-layer" => options.each_layer = true,
                 "--lab" => options.lab = true,
+                "--second" => options.second = Some(value(arg)?.to_string()),
                 other if other.starts_with("--") => {
                     return Err(format!("unknown option {other}\n\n{USAGE}"));
                 }

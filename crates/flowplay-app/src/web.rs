@@ -51,6 +51,8 @@ pub(crate) struct Status {
     pub(crate) canvas_rect: Option<[f32; 4]>,
     /// The lesson open (1-based), if any.
     pub(crate) lesson: Option<usize>,
+    /// A second run beside this one: what it changes, and how far it is.
+    pub(crate) second: Option<SecondStatus>,
     /// The player's t, and whether it plays.
     pub(crate) t: f32,
     pub(crate) playing: bool,
@@ -62,6 +64,19 @@ pub(crate) struct Status {
     pub(crate) settings: String,
     /// A picture or video being taken: "GIF 12 of 41".
     pub(crate) capture: Option<String>,
+}
+
+/// The second run's part of the status.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct SecondStatus {
+    /// What B does, in the compared respect ("VP (cosine)").
+    pub(crate) runs: String,
+    pub(crate) step: u64,
+    pub(crate) steps_per_sec: f64,
+    pub(crate) w2: Option<f64>,
+    pub(crate) straightness: Option<f64>,
+    /// The particles B drew.
+    pub(crate) flow_version: u64,
 }
 
 impl Status {

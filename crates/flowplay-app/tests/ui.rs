@@ -410,3 +410,32 @@ fn the_lab_sweeps_while_open() {
     }
     panic!("the sweep did not finish in 40 frames");
 }
+
+/// A second run beside the first through the UI: both train, both are evaluated, the two
+/// canvases say what each runs, and the difference in W2 is stated.
+#[test]
+fn two_runs_train_side_by_side() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label("Two runs side by side").click();
+    harness.run_steps(2);
+    harness.get_by_label("compare with another path").click();
+    harness.run_steps(2);
+    assert!(harness.query_by_label("A: Rectified flow").is_some());
+    assert!(harness.query_by_label("B: VP (cosine)").is_some());
+    harness.get_by_label("Train").click();
+    let s = run_until(&mut harness, 2000, |s| {
+        s["w2"].as_f64().is_some()
+            && s["second"]["w2"].as_f64().is_some()
+            && s["second"]["step"].as_u64() >= Some(40)
+    });
+    assert_eq!(s["second"]["runs"], "VP (cosine)");
+    assert!(
+        s["second"]["flow_version"].as_u64() >= Some(1),
+        "B drew particles"
+    );
+    assert!(harness.query_all_by_label_contains("W2: A ").count() >= 1);
+    harness.get_by_label("End the second run").click();
+    harness.run_steps(2);
+    assert!(status(&harness)["second"].is_null());
+}

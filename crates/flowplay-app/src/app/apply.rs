@@ -96,6 +96,8 @@ impl PlaygroundApp {
             Command::LessonChange => self.lesson_change(),
             Command::Section(section, open) => self.chrome.set_open(section, open),
             Command::Help(on) => self.chrome.help = on,
+            Command::Second(kind) => self.set_second(kind),
+            Command::EditSecond(edited) => self.edit_second(&edited),
             Command::DismissNotices => {
                 self.notices.error = None;
                 self.chrome.dismissed = self.notice_text();
@@ -231,8 +233,10 @@ impl PlaygroundApp {
         self.files = std::mem::take(&mut replaced.files);
         self.brush = replaced.brush;
         self.drawing = std::mem::take(&mut replaced.drawing);
-        // So does the page around the canvas.
+        // So does the page around the canvas, and the second run (built afresh next frame).
         self.chrome = std::mem::take(&mut replaced.chrome);
+        self.chrome.generation += 1;
+        self.second = replaced.second.take();
         self.undo = Some(Box::new(replaced));
     }
 
@@ -258,6 +262,8 @@ impl PlaygroundApp {
         self.brush = current.brush;
         self.drawing = std::mem::take(&mut current.drawing);
         self.chrome = std::mem::take(&mut current.chrome);
+        self.chrome.generation += 1;
+        self.second = current.second.take();
         self.undo = Some(Box::new(current));
         self.flow.stale = true;
     }

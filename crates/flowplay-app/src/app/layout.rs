@@ -120,6 +120,7 @@ impl PlaygroundApp {
                     Section::Settings => panels::controls::settings_ui(ui, self, out),
                     Section::Layers => panels::layers::ui(ui, self, out),
                     Section::Lab => panels::lab::ui(ui, self),
+                    Section::Compare => panels::compare::ui(ui, self, out),
                     Section::Reflow => panels::reflow::ui(ui, self, out),
                     Section::Files => panels::files::ui(ui, self, out),
                     Section::Brush => panels::brush::ui(ui, self, out),
@@ -182,31 +183,49 @@ impl PlaygroundApp {
         );
     }
 
-    /// The canvas: one, or the compared round and the current one side by side, in step.
+    /// The canvas: one; or the compared round and the current one side by side, in step; or,
+    /// with a second run, the two runs side by side in one view at one t.
     pub(crate) fn canvas_ui(&mut self, ui: &mut Ui, commands: &mut Vec<Command>) {
         let on = self.settings.view.layers;
-        let views = &self.layers.views;
-        let current = |which: usize| which == CURRENT;
-        let scene = |which: usize| Scene {
-            t: self.player.time,
-            classes: self.settings.classes(),
-            data: &self.data.shown,
-            flow: self.engine.flow(which),
-            // The views are of the current round's model.
-            field: views.field.as_ref().filter(|_| current(which)),
-            density: views.density.as_ref().filter(|_| current(which)),
-            logp: views.logp.as_ref().filter(|_| current(which)),
-            stages: self
-                .layers
-                .inspected
-                .as_ref()
-                .and_then(|i| i.view.as_ref())
-                .filter(|_| current(which)),
-            pairs: views.pairs.as_ref().filter(|_| current(which)),
-            streamlines: self.layers.streamlines,
-            clock: self.frame.clock,
-            gpu: self.device.gpu.is_some(),
-        };
+        if let Some(second) = self.second.as_ref() {
+            let kind = second.kind;
+            let mut drawn = (Vec::new(), None, None);
+            ui.columns(2, |cols| {
+                cols[0]
+                    .label(RichText::new(format!("A: {}", kind.describe(&self.settings))).strong());
+                let brush = Some((&self.brush, &self.drawing));
+                let (layers, rect) = canvas::show(
+                    &mut cols[0],
+                    &self.canvas,
+                    &scene(self, CURRENT),
+                    CURRENT,
+                    on,
+                    brush,
+                    commands,
+                );
+                cols[1].label(
+                    RichText::new(format!("B: {}", kind.describe(&second.run.settings)))
+                        .strong()
+                        .color(panels::plots::SECOND_COLOUR),
+                );
+                let (_, second_rect) = canvas::show(
+                    &mut cols[1],
+                    &self.canvas,
+                    &scene(&second.run, CURRENT),
+                    SECOND_SLOT,
+                    on,
+                    None,
+                    commands,
+                );
+                drawn = (layers, Some(rect), Some(second_rect));
+            });
+            self.layers.drawn = drawn.0;
+            self.canvas.rect = drawn.1;
+            if let Some(second) = self.second.as_mut() {
+                second.run.canvas.rect = drawn.2;
+            }
+            return;
+        }
         let (drawn, rect) = match self
             .rounds
             .compare
@@ -217,7 +236,7 @@ impl PlaygroundApp {
                 let (drawn, rect) = canvas::show(
                     ui,
                     &self.canvas,
-                    &scene(CURRENT),
+                    &scene(self, CURRENT),
                     CURRENT,
                     on,
                     brush,
@@ -233,7 +252,7 @@ impl PlaygroundApp {
                     canvas::show(
                         &mut cols[0],
                         &self.canvas,
-                        &scene(COMPARED),
+                        &scene(self, COMPARED),
                         COMPARED,
                         on,
                         None,
@@ -243,7 +262,7 @@ impl PlaygroundApp {
                     let (layers, rect) = canvas::show(
                         &mut cols[1],
                         &self.canvas,
-                        &scene(CURRENT),
+                        &scene(self, CURRENT),
                         CURRENT,
                         on,
                         Some((&self.brush, &self.drawing)),
@@ -256,5 +275,34 @@ impl PlaygroundApp {
         };
         self.layers.drawn = drawn;
         self.canvas.rect = rect;
+    }
+}
+
+/// The renderers' slot of the second run's canvas (after the current and compared rounds').
+const SECOND_SLOT: usize = 2;
+
+/// What `app`'s canvas `which` (its current round, or the compared one) draws.
+fn scene(app: &PlaygroundApp, which: usize) -> Scene<'_> {
+    let views = &app.layers.views;
+    // The views are of the current round's model.
+    let current = which == CURRENT;
+    Scene {
+        t: app.player.time,
+        classes: app.settings.classes(),
+        data: &app.data.shown,
+        flow: app.engine.flow(which),
+        field: views.field.as_ref().filter(|_| current),
+        density: views.density.as_ref().filter(|_| current),
+        logp: views.logp.as_ref().filter(|_| current),
+        stages: app
+            .layers
+            .inspected
+            .as_ref()
+            .and_then(|i| i.view.as_ref())
+            .filter(|_| current),
+        pairs: views.pairs.as_ref().filter(|_| current),
+        streamlines: app.layers.streamlines,
+        clock: app.frame.clock,
+        gpu: app.device.gpu.is_some(),
     }
 }

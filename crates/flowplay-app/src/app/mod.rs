@@ -10,6 +10,7 @@ mod import;
 #[cfg(test)]
 mod io_tests;
 mod layout;
+mod second;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -61,6 +62,8 @@ pub struct PlaygroundApp {
     pub(crate) drawing: Drawing,
     /// The page around the canvas: sections open, help, the sheet, the lesson.
     pub(crate) chrome: Chrome,
+    /// A second run beside this one, if any.
+    pub(crate) second: Option<Box<second::SecondRun>>,
 }
 
 impl PlaygroundApp {
@@ -225,6 +228,7 @@ impl PlaygroundApp {
             brush: BrushTool::default(),
             drawing: Drawing::default(),
             chrome: Chrome::default(),
+            second: None,
         }
     }
 
@@ -334,6 +338,14 @@ impl PlaygroundApp {
             lesson: self.chrome.lesson.map(|i| i + 1),
             t: self.player.time,
             playing: self.player.playing,
+            second: self.second.as_ref().map(|s| web::SecondStatus {
+                runs: s.kind.describe(&s.run.settings),
+                step: s.run.engine.steps_done(),
+                steps_per_sec: s.run.frame.steps_per_sec,
+                w2: s.run.eval.last.map(|e| e.w2),
+                straightness: s.run.eval.last.map(|e| e.straightness),
+                flow_version: s.run.flow.version,
+            }),
             data: self.settings.data.name(),
             data_points: self.engine.data().len(),
             capture: self.files.capture.as_ref().map(capture::Capture::progress),
@@ -415,7 +427,11 @@ impl PlaygroundApp {
         self.receive_video();
         self.continue_export();
         self.work(ui.input(|i| i.stable_dt));
+        self.second_work(ui.input(|i| i.stable_dt));
         self.update_views(ui.ctx());
+        if let Some(second) = self.second.as_mut() {
+            second.run.update_views(ui.ctx());
+        }
         self.capture_before_drawing();
 
         self.layout_ui(ui, &mut commands);

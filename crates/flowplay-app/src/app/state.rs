@@ -179,6 +179,9 @@ pub(crate) struct FrameStats {
     pub(crate) clock: f32,
     /// CSS pixels per egui point (the page's zoom; 1 natively).
     pub(crate) zoom: f32,
+    /// This run's share of the frame's training time (½ with a second run beside it; 0 is
+    /// taken as 1).
+    pub(crate) share: f32,
 }
 
 /// Where training changed course, marked on the plots at `step`.
@@ -398,6 +401,7 @@ pub(crate) enum Section {
     Settings,
     Layers,
     Lab,
+    Compare,
     Reflow,
     Files,
     Brush,
@@ -405,11 +409,12 @@ pub(crate) enum Section {
 
 impl Section {
     /// Every section, in the order the controls show them.
-    pub(crate) const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::Lessons,
         Self::Settings,
         Self::Layers,
         Self::Lab,
+        Self::Compare,
         Self::Reflow,
         Self::Files,
         Self::Brush,
@@ -422,6 +427,7 @@ impl Section {
             Self::Settings => "Data, path, model, sampling",
             Self::Layers => "Layers",
             Self::Lab => "Solver × NFE lab",
+            Self::Compare => "Two runs side by side",
             Self::Reflow => "Reflow",
             Self::Files => "Files",
             Self::Brush => "Brush",
@@ -446,6 +452,8 @@ pub(crate) struct Chrome {
     pub(crate) lesson: Option<usize>,
     /// The notices the user dismissed (shown again when they change).
     pub(crate) dismissed: Option<String>,
+    /// Counts the models this page has built (a second run follows it).
+    pub(crate) generation: u64,
 }
 
 impl Default for Chrome {
@@ -464,6 +472,7 @@ impl Default for Chrome {
             sheet: false,
             lesson: None,
             dismissed: None,
+            generation: 0,
         }
     }
 }

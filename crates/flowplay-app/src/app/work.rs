@@ -79,7 +79,12 @@ impl PlaygroundApp {
     /// where drawing is slow anyway (a software renderer) training still gets its share.
     pub(crate) fn train_for_a_frame(&mut self) {
         let frame_secs = self.frame.frame_secs;
-        let budget = Duration::from_secs_f32((0.5 * frame_secs).clamp(0.008, 0.050));
+        let share = if self.frame.share > 0.0 {
+            self.frame.share
+        } else {
+            1.0
+        };
+        let budget = Duration::from_secs_f32(share * (0.5 * frame_secs).clamp(0.008, 0.050));
         match self.engine.train_frame(frame_secs, budget) {
             Ok(()) => {}
             Err(AppError::Exploded { error, restored }) => {

@@ -3,6 +3,7 @@
 //! structure). Nothing here changes the state; `PlaygroundApp::apply` does.
 
 pub(crate) mod brush;
+pub(crate) mod compare;
 pub(crate) mod controls;
 pub(crate) mod files;
 pub(crate) mod lab;

@@ -19,6 +19,8 @@ const LOSS_COLOUR: Color32 = Color32::from_rgb(230, 110, 90);
 const W2_COLOUR: Color32 = Color32::from_rgb(110, 170, 230);
 const STRAIGHT_COLOUR: Color32 = Color32::from_rgb(150, 210, 120);
 const NLL_COLOUR: Color32 = Color32::from_rgb(220, 180, 90);
+/// The second run's curves, and its canvas's heading.
+pub(crate) const SECOND_COLOUR: Color32 = Color32::from_rgb(230, 120, 220);
 
 /// At most about 2000 points of a curve, evenly picked, for plotting every frame.
 fn thin(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
@@ -29,6 +31,15 @@ fn thin(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
 /// Draws the four plots side by side.
 pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
     let curves = &app.curves;
+    // A second run's curves are drawn over the first's, in their own colour.
+    let second = app.second.as_ref().map(|s| &s.run.curves);
+    if let Some(difference) = app.second_difference() {
+        ui.label(
+            RichText::new(difference.replace('\n', ";  "))
+                .small()
+                .color(SECOND_COLOUR),
+        );
+    }
     let nll_hint = if app.settings.data.source == flowplay_core::data::Dataset::Normal {
         EVAL_HINT
     } else {
@@ -45,6 +56,7 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
             "loss_plot",
             "loss",
             (&curves.loss, "training loss", LOSS_COLOUR, &loss_hint),
+            second.map(|c| &c.loss[..]),
             &curves.marks,
         )
         .on_hover_text(format!(
@@ -59,6 +71,7 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
             "w2_plot",
             "W2",
             (&curves.w2, "W2 to held-out data", W2_COLOUR, EVAL_HINT),
+            second.map(|c| &c.w2[..]),
             &curves.marks,
         )
         .on_hover_text(format!(
@@ -75,6 +88,7 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
                 STRAIGHT_COLOUR,
                 EVAL_HINT,
             ),
+            second.map(|c| &c.straightness[..]),
             &curves.marks,
         )
         .on_hover_text(
@@ -88,6 +102,7 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
             "nll_plot",
             "NLL (nats)",
             (&curves.nll, "NLL of held-out data", NLL_COLOUR, nll_hint),
+            second.map(|c| &c.nll[..]),
             &curves.marks,
         )
         .on_hover_text(format!(
@@ -103,6 +118,7 @@ fn plot(
     id: &str,
     y_label: &str,
     series: (&[[f64; 2]], &str, Color32, &str),
+    second: Option<&[[f64; 2]]>,
     marks: &[PlotMark],
 ) -> egui::Response {
     let empty = series.0.is_empty();
@@ -121,8 +137,18 @@ fn plot(
             .include_y(-1.0)
             .include_y(1.0);
     }
-    plot.show(ui, |plot_ui| draw_series(plot_ui, series, marks))
-        .response
+    if second.is_some() {
+        plot = plot.legend(egui_plot::Legend::default());
+    }
+    plot.show(ui, |plot_ui| {
+        draw_series(plot_ui, series, marks);
+        if let Some(points) = second.filter(|p| !p.is_empty()) {
+            plot_ui.line(
+                Line::new("B (second run)", PlotPoints::from(thin(points))).color(SECOND_COLOUR),
+            );
+        }
+    })
+    .response
 }
 
 /// Y ticks at a round step (1, 2 or 5 × 10ᵏ) that puts at least three in view, however short

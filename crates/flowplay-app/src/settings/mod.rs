@@ -5,8 +5,10 @@
 //! particles or nothing but a redraw is a comparison of groups. Each group's URL keys sit in a
 //! table beside it (`query.rs`).
 
+mod compare;
 mod query;
 
+pub(crate) use compare::Comparison;
 pub(crate) use query::Actions;
 
 /// The most particles asked for, by the slider or the address (the device may draw fewer: the
