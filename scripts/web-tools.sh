@@ -3,7 +3,7 @@
 # target, trunk 0.21, wasm-bindgen-cli at exactly the version in Cargo.lock, and wasm-opt from
 # npm's binaryen 132 (trunk can download neither here; Debian's binaryen 108 builds a page that
 # dies at start-up). Sourced by scripts/serve.sh and tests/browser/run.sh; run from the root.
-# Versions and timings: shared/TOOLCHAIN.md.
+# Versions and timings: docs/toolchain.md.
 
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -13,7 +13,7 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 
 if ! command -v trunk >/dev/null; then
-  echo "web-tools: installing trunk 0.21 (a few minutes)"
+  echo "web-tools: installing trunk 0.21, once: about 20 minutes on a 2-core machine (docs/toolchain.md)"
   # LTO and one codegen unit make this install take 17 minutes instead of 6.
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
     cargo install trunk --version '~0.21' --locked

@@ -35,7 +35,7 @@ const CHROMIUM = process.env.FLOWPLAY_CHROMIUM || '/usr/bin/chromium';
 const SCALE = Number(process.env.FLOWPLAY_TIMEOUT_SCALE || '1');
 const ms = (n) => Math.max(1, Math.round(n * SCALE));
 
-// Flags that work on this machine (shared/TOOLCHAIN.md, "Real browser").
+// Flags that work on this machine (docs/toolchain.md, "The real-browser test").
 const BASE_FLAGS = [
   '--headless=new',
   '--no-sandbox',

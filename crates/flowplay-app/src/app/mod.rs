@@ -115,11 +115,7 @@ impl PlaygroundApp {
         }
         let mut app = Self::build(settings, device);
         app.edits.hash = web::read_hash();
-        app.training = actions.train.unwrap_or(false);
-        if let Some(lesson) = actions.lesson {
-            app.chrome.lesson = Some(lesson);
-            app.chrome.set_open(Section::Lessons, true);
-        }
+        app.act(&actions);
         if app.notices.error.is_none() {
             app.notices.error = notice;
         }
@@ -353,13 +349,39 @@ impl PlaygroundApp {
         }
     }
 
-    /// The address's settings: every setting, after the open lesson's number (the lesson key
-    /// only opens the lesson; the settings after it are applied on top).
-    pub(crate) fn address_query(&self) -> String {
-        match self.chrome.lesson {
-            Some(i) => format!("lesson={}&{}", i + 1, self.settings.to_query()),
-            None => self.settings.to_query(),
+    /// What an address asks besides settings: train or pause, open a lesson or sections, a
+    /// second run.
+    pub(crate) fn act(&mut self, actions: &crate::settings::Actions) {
+        if let Some(train) = actions.train {
+            self.training = train;
         }
+        if let Some(lesson) = actions.lesson {
+            self.chrome.lesson = Some(lesson);
+            self.chrome.set_open(Section::Lessons, true);
+        }
+        for &section in &actions.open {
+            self.chrome.set_open(section, true);
+        }
+        if let Some(kind) = actions.second
+            && self.second.as_ref().map(|s| s.kind) != Some(kind)
+        {
+            self.set_second(Some(kind));
+        }
+    }
+
+    /// The address's settings: every setting, after the open lesson's number (the lesson key
+    /// only opens the lesson; the settings after it are applied on top) and the second run's
+    /// comparison.
+    pub(crate) fn address_query(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(i) = self.chrome.lesson {
+            parts.push(format!("lesson={}", i + 1));
+        }
+        if let Some(second) = &self.second {
+            parts.push(format!("second={}", second.kind.key()));
+        }
+        parts.push(self.settings.to_query());
+        parts.join("&")
     }
 
     /// Every notice in force, one per line.

@@ -27,6 +27,7 @@ impl PlaygroundApp {
             })
         });
         self.frame.share = if self.second.is_some() { 0.5 } else { 1.0 };
+        self.edits.hash_dirty = true;
     }
 
     /// The second run's own settings edited (only its compared thing is kept).

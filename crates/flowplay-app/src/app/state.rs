@@ -420,6 +420,25 @@ impl Section {
         Self::Brush,
     ];
 
+    /// Its name in the address (`#open=lab,compare`).
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Self::Lessons => "lessons",
+            Self::Settings => "settings",
+            Self::Layers => "layers",
+            Self::Lab => "lab",
+            Self::Compare => "compare",
+            Self::Reflow => "reflow",
+            Self::Files => "files",
+            Self::Brush => "brush",
+        }
+    }
+
+    /// The section named `key`.
+    pub(crate) fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.key() == key)
+    }
+
     /// The heading.
     pub(crate) fn title(self) -> &'static str {
         match self {

@@ -336,14 +336,8 @@ impl PlaygroundApp {
         self.edits.hash = Some(hash.clone());
         match self.settings.with_query(&hash) {
             Ok((settings, actions)) => {
-                if let Some(train) = actions.train {
-                    self.training = train;
-                }
-                if let Some(lesson) = actions.lesson {
-                    self.chrome.lesson = Some(lesson);
-                    self.chrome.set_open(Section::Lessons, true);
-                }
                 self.apply_settings(settings);
+                self.act(&actions);
             }
             Err(why) => self.notices.error = Some(why),
         }

@@ -25,8 +25,8 @@ impl Comparison {
     pub(crate) const ALL: [Self; 4] =
         [Self::Path, Self::Coupling, Self::TimeSampling, Self::Solver];
 
-    /// The name on the command line (`flowplay-app --bench --second KEY`).
-    #[cfg(not(target_arch = "wasm32"))]
+    /// Its name in the address (`#second=path`) and on the command line
+    /// (`flowplay-app --bench --second path`).
     pub(crate) fn key(self) -> &'static str {
         match self {
             Self::Path => "path",
@@ -37,7 +37,6 @@ impl Comparison {
     }
 
     /// The comparison named `key`.
-    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn from_key(key: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.key() == key)
     }

@@ -497,6 +497,18 @@ impl Settings {
                 .or_else(|| read_key(&mut out.compute, COMPUTE_KEYS, key, value))
                 .unwrap_or_else(|| match key {
                     "train" => flag(key, value).map(|t| actions.train = Some(t)),
+                    "open" => value
+                        .split(',')
+                        .filter(|v| !v.is_empty())
+                        .map(|v| {
+                            crate::app::Section::from_key(v)
+                                .map(|s| actions.open.push(s))
+                                .ok_or_else(|| format!("open={v} (not a section)"))
+                        })
+                        .collect(),
+                    "second" => super::Comparison::from_key(value)
+                        .map(|c| actions.second = Some(c))
+                        .ok_or_else(|| format!("second={value} (path, coupling, time or solver)")),
                     // Read first, above.
                     "lesson" => Ok(()),
                     _ => Err(format!("'{key}' (not a setting)")),
@@ -517,12 +529,16 @@ impl Settings {
 }
 
 /// What an address asks the page to do, besides settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Actions {
     /// `train=1` or `train=0`: start or pause training.
     pub(crate) train: Option<bool>,
     /// `lesson=N`: open lesson N (stored 0-based).
     pub(crate) lesson: Option<usize>,
+    /// `open=lab,compare`: open these sections of the controls.
+    pub(crate) open: Vec<crate::app::Section>,
+    /// `second=path`: a second run beside the first that differs in this.
+    pub(crate) second: Option<super::Comparison>,
 }
 
 #[cfg(test)]
@@ -653,6 +669,25 @@ mod tests {
             let err = Settings::default().with_query(bad).expect_err(bad);
             assert!(err.contains("lesson="), "{err}");
         }
+    }
+
+    #[test]
+    fn an_address_can_open_sections_and_a_second_run() {
+        let (_, actions) = Settings::default()
+            .with_query("lesson=5&open=lab,compare&second=solver")
+            .expect("valid");
+        assert_eq!(
+            actions.open,
+            [crate::app::Section::Lab, crate::app::Section::Compare]
+        );
+        assert_eq!(actions.second, Some(super::super::Comparison::Solver));
+        let err = Settings::default()
+            .with_query("open=lab,fridge&second=warp")
+            .expect_err("refused");
+        assert!(
+            err.contains("open=fridge") && err.contains("second=warp"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use egui::{RichText, Ui};
 use flowplay_core::sampler::Solver;
 
+use crate::layers::LayerId;
 use crate::settings::Settings;
 
 /// The sampling settings.
@@ -90,5 +91,35 @@ pub(super) fn ui(ui: &mut Ui, edited: &mut Settings) {
              ignores it.",
         );
         crate::panels::formula_ui(ui, crate::formulas::GUIDANCE);
+        ui.label(RichText::new(guidance_effect(sampling.cfg_scale)).small());
+        let class = sampling.class.filter(|&c| c < classes).unwrap_or(0);
+        let showing =
+            edited.view.layers.contains(LayerId::Field) && edited.view.field_class == Some(class);
+        if !showing
+            && ui
+                .button(format!("show the guided field of class {class}"))
+                .on_hover_text(
+                    "Turns on the field layer with the guided field v_w of this class: the                      arrows the particles follow.",
+                )
+                .clicked()
+        {
+            edited.view.layers.set(LayerId::Field, true);
+            edited.view.field_class = Some(class);
+        }
+    }
+}
+
+/// What guidance of weight `w` does to the particles, in a sentence.
+fn guidance_effect(w: f32) -> &'static str {
+    if w < 0.05 {
+        "w = 0: the class is ignored, the particles follow the unconditional field v(t, x, ∅)."
+    } else if w < 0.95 {
+        "w < 1: between the unconditional field and the class's: the classes blur together."
+    } else if w <= 1.05 {
+        "w = 1: the class's own field v(t, x, c), the data of that class as it is."
+    } else if w < 3.0 {
+        "w > 1: past the class's field, away from the others: sharper, a little less varied."
+    } else {
+        "Large w: the extrapolation overshoots, and the particles collapse onto the densest part          of the class, a tight dot: fidelity bought with all the diversity. The guided field shows          why."
     }
 }
