@@ -500,12 +500,11 @@ impl Settings {
                     "open" => value
                         .split(',')
                         .filter(|v| !v.is_empty())
-                        .map(|v| {
+                        .try_for_each(|v| {
                             crate::app::Section::from_key(v)
                                 .map(|s| actions.open.push(s))
                                 .ok_or_else(|| format!("open={v} (not a section)"))
-                        })
-                        .collect(),
+                        }),
                     "second" => super::Comparison::from_key(value)
                         .map(|c| actions.second = Some(c))
                         .ok_or_else(|| format!("second={value} (path, coupling, time or solver)")),
