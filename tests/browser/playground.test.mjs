@@ -1,6 +1,6 @@
 // Real-browser test of the flowplay web build, in headless Chromium (Debian's /usr/bin/chromium).
 //
-//   node tests/browser/playground.test.mjs http://127.0.0.1:PORT/ [--only=webgpu|webgl]
+//   node tests/browser/playground.test.mjs http://127.0.0.1:PORT/ [--only=webgpu|webgl|phone]
 //
 // Normally started by tests/browser/run.sh, which builds and serves dist/.
 // Environment: FLOWPLAY_CHROMIUM (browser binary, default /usr/bin/chromium),
@@ -148,6 +148,10 @@ function schemaProblems(s) {
     layers: (v) => Array.isArray(v) && v.every((l) => typeof l === 'string'),
     data: (v) => typeof v === 'string',
     data_points: isInt,
+    canvas_rect: (v) => v === null || (Array.isArray(v) && v.length === 4 && v.every(isNum)),
+    lesson: (v) => v === null || isInt(v),
+    lab_points: isInt,
+    second: (v) => v === null || (typeof v === 'object' && typeof v.runs === 'string'),
   };
   for (const [k, ok] of Object.entries(want)) {
     if (!(k in s)) p.push(`missing key "${k}"`);
@@ -679,11 +683,47 @@ async function webglRun(page, url, fig) {
   fig.perf = await samplePerformance(page, 5_000);
   await layersRun(page, url, fig, 60_000);
   await filesRun(page, url, fig);
+  await teachRun(page, url, fig);
+}
+
+/** The lab and two runs side by side, opened by address as a teacher's link would. */
+async function teachRun(page, url, fig) {
+  fig.teach = {};
+  await page.goto('about:blank', { timeout: ms(60_000) });
+  await page.goto(`${url}#lesson=5&open=lab&particles=500`, { waitUntil: 'load', timeout: ms(60_000) });
+  let s = await waitForStatus(page, (x) => x.lesson === 5 && x.lab_points >= 18, ms(180_000),
+    'lesson 5 with its lab swept');
+  fig.teach.lab = { step: s.step, lab_points: s.lab_points };
+  fig.screens.lab = await screenshot(page, `${fig.mode}-lab`);
+  await setHash(page, `lesson=7&second=coupling&particles=500`);
+  s = await waitForStatus(page, (x) => x.lesson === 7 && x.second?.runs === 'OT coupling'
+      && x.second.w2 != null && x.w2 != null && x.second.step >= 100, ms(240_000),
+    'lesson 7 with a second run (OT) trained and evaluated');
+  fig.teach.second = { a_w2: s.w2, b_w2: s.second.w2, b_step: s.second.step };
+  log(`two runs: A (independent) W2 ${s.w2?.toFixed(3)}, B (OT) W2 ${s.second.w2?.toFixed(3)} at B's step ${s.second.step}`);
+  fig.screens.two_runs = await screenshot(page, `${fig.mode}-two-runs`);
+}
+
+/** A phone-sized page (390×844, touch) opened at #lesson=3: the canvas spans it and training runs. */
+async function phoneRun(page, url, fig) {
+  await page.goto(`${url}#lesson=3&particles=500`, { waitUntil: 'load', timeout: ms(60_000) });
+  let s = await waitForStatus(page, (x) => x.lesson === 3 && x.training === true, ms(60_000),
+    'lesson 3 open and training');
+  check(s.data === '8gaussians', `lesson 3 trains on 8gaussians, got ${s.data}`);
+  s = await waitForStatus(page, (x) => Array.isArray(x.canvas_rect), ms(30_000), 'the canvas drawn');
+  const [x, , width, height] = s.canvas_rect;
+  check(width >= 350, `the canvas is ${width} CSS px wide on a 390 px page (wanted >= 350)`);
+  check(x >= 0 && x + width <= 390.5, `the canvas [${s.canvas_rect}] runs off the 390 px page`);
+  const first = s.step;
+  s = await waitForStatus(page, (x) => x.step >= first + 50, ms(120_000), '50 more training steps');
+  fig.phone = { canvas_rect: s.canvas_rect, step: s.step, steps_per_sec: s.steps_per_sec };
+  log(`phone: canvas ${width.toFixed(0)}×${height.toFixed(0)} CSS px, step ${s.step}`);
+  fig.screens = { phone: await screenshot(page, 'phone-lesson3') };
 }
 
 // ------------------------------------------------------------------------------ the runner
 
-async function inBrowser(mode, flags, body) {
+async function inBrowser(mode, flags, body, { viewport = { width: 1280, height: 800 }, phone = false } = {}) {
   const fig = { mode, flags, ok: false };
   const userDir = mkdtempSync(join(tmpdir(), `flowplay-${mode}-`));
   const events = []; // console messages, page errors, failed requests, in order
@@ -697,7 +737,10 @@ async function inBrowser(mode, flags, body) {
       executablePath: CHROMIUM,
       ignoreDefaultArgs: ['--headless'],
       args: flags,
-      viewport: { width: 1280, height: 800 },
+      viewport,
+      deviceScaleFactor: 1,
+      isMobile: phone,
+      hasTouch: phone,
       timeout: ms(60_000),
     });
     fig.browser_version = context.browser()?.version() ?? null;
@@ -763,6 +806,10 @@ function summaryTable(runs) {
       `weights downloaded (${r.files.download.bytes} B) and loaded back; ` +
       `ink.png as ${r.files.picture?.points} points; GIF ${r.files.gif?.frames} frames ` +
       `(${r.files.gif?.bytes} B); WebM ${typeof r.files.webm === 'string' ? r.files.webm : `${r.files.webm?.bytes} B, ${r.files.webm?.duration?.toFixed(2)} s`}`);
+    if (r.teach) add('lab, two runs', `lesson 5 swept (${r.teach.lab.lab_points} settings); lesson 7: A W2 ` +
+      `${r.teach.second?.a_w2?.toFixed(3)}, B (OT) W2 ${r.teach.second?.b_w2?.toFixed(3)}`);
+    if (r.phone) add('phone 390x844, #lesson=3', `canvas ${r.phone.canvas_rect.map((v) => v.toFixed(0)).join(',')}; ` +
+      `step ${r.phone.step}`);
     if (p) {
       const label = r.perf_100k ? ' @100k particles' : '';
       add(`fps mean/median${label}`, p.fps ? `${p.fps.mean} / ${p.fps.median}` : undefined);
@@ -794,8 +841,8 @@ async function main() {
   const argv = process.argv.slice(2);
   const url = argv.find((a) => !a.startsWith('--'));
   const only = (argv.find((a) => a.startsWith('--only=')) || '').slice('--only='.length);
-  if (!url || (only && !['webgpu', 'webgl'].includes(only))) {
-    console.error('usage: node playground.test.mjs <url> [--only=webgpu|webgl]');
+  if (!url || (only && !['webgpu', 'webgl', 'phone'].includes(only))) {
+    console.error('usage: node playground.test.mjs <url> [--only=webgpu|webgl|phone]');
     process.exit(2);
   }
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -813,6 +860,10 @@ async function main() {
   }
   if (!only || only === 'webgl') {
     runs.push(await inBrowser('webgl', BASE_FLAGS, (page, fig) => webglRun(page, url, fig)));
+  }
+  if (!only || only === 'phone') {
+    runs.push(await inBrowser('phone', BASE_FLAGS, (page, fig) => phoneRun(page, url, fig),
+      { viewport: { width: 390, height: 844 }, phone: true }));
   }
 
   const figures = {

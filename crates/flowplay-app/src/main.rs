@@ -200,14 +200,24 @@ fn soak_run(
                 return std::process::ExitCode::FAILURE;
             };
             let max_rss = samples.iter().map(|s| s.rss).max().unwrap_or(0);
+            // A software GPU's and the allocator's memory go up and down by tens of MB from one
+            // sample to the next: the medians of each half say whether it grows.
+            let median = |part: &[bench::MemorySample]| {
+                let mut rss: Vec<u64> = part.iter().map(|s| s.rss).collect();
+                rss.sort_unstable();
+                rss.get(rss.len() / 2).copied().unwrap_or(0) as f64 / 1e6
+            };
+            let (early, late) = samples.split_at(samples.len() / 2);
             println!(
-                "soak: {} frames, {} steps in {secs:.0} s: RSS {:.1} -> {:.1} MB (max {:.1}), GPU \
-                 buffers {} -> {}, {:.1} -> {:.1} MB",
+                "soak: {} frames, {} steps in {secs:.0} s: RSS {:.1} -> {:.1} MB (max {:.1}; \
+                 median of each half {:.1} / {:.1}), GPU buffers {} -> {}, {:.1} -> {:.1} MB",
                 last.frame,
                 last.step - first.step,
                 first.rss as f64 / 1e6,
                 last.rss as f64 / 1e6,
                 max_rss as f64 / 1e6,
+                median(early),
+                median(late),
                 first.buffers,
                 last.buffers,
                 first.buffer_bytes as f64 / 1e6,

@@ -51,10 +51,12 @@ pub(crate) struct Status {
     pub(crate) canvas_rect: Option<[f32; 4]>,
     /// The lesson open (1-based), if any.
     pub(crate) lesson: Option<usize>,
+    /// Settings the lab has measured of the sweep under way (or of the last one, when none is).
+    pub(crate) lab_points: usize,
     /// A second run beside this one: what it changes, and how far it is.
     pub(crate) second: Option<SecondStatus>,
     /// The player's t, and whether it plays.
-    pub(crate) t: f32,
+    pub(crate) player_t: f32,
     pub(crate) playing: bool,
     /// What the flow trains on: a built-in dataset's name, or an imported file's.
     pub(crate) data: String,

@@ -153,7 +153,14 @@ impl PlaygroundApp {
                     }
                     ui.vertical(|ui| {
                         for line in &lines {
-                            ui.label(RichText::new(line).color(Color32::from_rgb(250, 200, 160)));
+                            // Wrapped at the canvas's width: a long notice must not widen a
+                            // phone's page.
+                            ui.add(
+                                egui::Label::new(
+                                    RichText::new(line).color(Color32::from_rgb(250, 200, 160)),
+                                )
+                                .wrap(),
+                            );
                         }
                     });
                 });

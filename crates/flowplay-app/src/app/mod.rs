@@ -332,8 +332,15 @@ impl PlaygroundApp {
                 [r.min.x * z, r.min.y * z, r.width() * z, r.height() * z]
             }),
             lesson: self.chrome.lesson.map(|i| i + 1),
-            t: self.player.time,
+            player_t: self.player.time,
             playing: self.player.playing,
+            lab_points: {
+                let lab = self.engine.lab();
+                lab.current
+                    .as_ref()
+                    .or(lab.done.as_ref())
+                    .map_or(0, |s| s.points.len())
+            },
             second: self.second.as_ref().map(|s| web::SecondStatus {
                 runs: s.kind.describe(&s.run.settings),
                 step: s.run.engine.steps_done(),

@@ -19,6 +19,10 @@ use crate::error::{AppError, AppResult};
 pub(crate) const LAB_POINTS: usize = EVAL_POINTS;
 /// The seed of the lab's source draw: the same source points for every setting and sweep.
 const LAB_SEED: u64 = 0x00AB_1AB0;
+/// After a setting that took d seconds, the next starts (LAB_PACE − 1)·d later: the lab keeps
+/// to a fifth of the device's time, as evaluations do (on a software GPU one setting can take
+/// a second).
+const LAB_PACE: f64 = 5.0;
 
 /// One sweep of the grid, as far as it has come.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39,9 +43,23 @@ pub(crate) struct Sweeps {
     pub(crate) done: Option<Sweep>,
     /// Settings measured since the engine began (every sweep).
     pub(crate) measured: usize,
+    /// When the setting under way began.
+    setting_started: Option<Instant>,
+    /// No setting starts before this.
+    pace_until: Option<Instant>,
 }
 
 impl Sweeps {
+    /// Whether the lab may start a setting now (it keeps to its share of the time).
+    fn paced(&self) -> bool {
+        self.pace_until.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// A setting starts now.
+    fn start_setting(&mut self) {
+        self.setting_started = Some(Instant::now());
+    }
+
     /// The setting to measure next, if a sweep is under way.
     fn next(&self) -> Option<NfeSetting> {
         let current = self.current.as_ref()?;
@@ -71,6 +89,11 @@ impl Sweeps {
         };
         current.points.push(point);
         self.measured += 1;
+        if let Some(started) = self.setting_started.take() {
+            let took = started.elapsed().as_secs_f64();
+            self.pace_until =
+                Some(Instant::now() + web_time::Duration::from_secs_f64((LAB_PACE - 1.0) * took));
+        }
         if current.points.len() == sweep::grid(sweep::MAX_NFE).len() {
             current.secs = current.started.map(|s| s.elapsed().as_secs_f64());
             self.done = self.current.take();
@@ -205,6 +228,9 @@ impl GpuEngine {
             }
             self.lab.sweeps.begin(step);
         }
+        if !self.lab.sweeps.paced() {
+            return Ok(());
+        }
         let (Some(setting), Some(weights), Some(sampler)) = (
             self.lab.sweeps.next(),
             self.lab.weights.as_ref(),
@@ -257,6 +283,7 @@ impl GpuEngine {
         for read in &reads {
             read.start();
         }
+        self.lab.sweeps.start_setting();
         self.lab.pending = Some(Pending {
             setting,
             bytes: vec![None; reads.len()],
@@ -281,9 +308,13 @@ impl CpuEngine {
             self.lab.x0 = prior_draw(config, self.trainer.source_pool(), LAB_POINTS, LAB_SEED);
             self.lab.sweeps.begin(step);
         }
+        if !self.lab.sweeps.paced() {
+            return Ok(());
+        }
         let (Some(setting), Some(model)) = (self.lab.sweeps.next(), self.lab.model.as_ref()) else {
             return Ok(());
         };
+        self.lab.sweeps.start_setting();
         let point = sweep::measure(
             model,
             setting,

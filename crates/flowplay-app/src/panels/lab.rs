@@ -43,24 +43,11 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
         (None, None) => "starting…".to_string(),
     };
     ui.label(RichText::new(status).small());
-    let sampling = &app.settings.sampling;
-    let nfe = sampling.steps * sampling.solver.evals_per_step();
-    let now = (nfe as f64).log2();
-    let now_label = format!(
-        "now: {} × {} = NFE {nfe}",
-        sampling.solver.name(),
-        sampling.steps
+    ui.label(
+        RichText::new("W2 against NFE is plotted beside the other plots, below the canvas.")
+            .small(),
     );
-    let shown = |sweep: Option<&Sweep>| sweep.map(|s| s.points.clone()).unwrap_or_default();
-    let (current, done) = (shown(sweeps.current.as_ref()), shown(sweeps.done.as_ref()));
-    lab_plot(
-        ui,
-        "lab_w2",
-        &format!("W2 ({LAB_POINTS} samples)"),
-        (&current, &done),
-        |p| Some(p.w2),
-        (now, &now_label),
-    );
+    let (current, done, now, now_label) = lab_series(app);
     let has_nll = current.iter().chain(&done).any(|p| p.nll.is_some());
     if has_nll {
         lab_plot(
@@ -88,6 +75,39 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
     });
 }
 
+/// The lab's points (the sweep under way, the last one done) and the current setting's place
+/// on the NFE axis.
+fn lab_series(app: &PlaygroundApp) -> (Vec<NfePoint>, Vec<NfePoint>, f64, String) {
+    let sweeps = app.engine.lab();
+    let sampling = &app.settings.sampling;
+    let nfe = sampling.steps * sampling.solver.evals_per_step();
+    let now_label = format!(
+        "now: {} × {} = NFE {nfe}",
+        sampling.solver.name(),
+        sampling.steps
+    );
+    let shown = |sweep: Option<&Sweep>| sweep.map(|s| s.points.clone()).unwrap_or_default();
+    (
+        shown(sweeps.current.as_ref()),
+        shown(sweeps.done.as_ref()),
+        (nfe as f64).log2(),
+        now_label,
+    )
+}
+
+/// W2 against NFE, for the plots panel (where it sits beside W2 against steps).
+pub(crate) fn w2_plot_ui(ui: &mut Ui, app: &PlaygroundApp) {
+    let (current, done, now, now_label) = lab_series(app);
+    lab_plot(
+        ui,
+        "lab_w2",
+        &format!("W2 vs NFE ({LAB_POINTS} samples)"),
+        (&current, &done),
+        |p| Some(p.w2),
+        (now, &now_label),
+    );
+}
+
 /// One plot of `value` against log₂ NFE: the sweep under way solid, the last one done faded,
 /// and the current setting as a dashed line.
 fn lab_plot(
@@ -100,7 +120,7 @@ fn lab_plot(
 ) {
     let top = (sweep::MAX_NFE as f64).log2();
     Plot::new(id)
-        .height(130.0)
+        .height(ui.available_height().clamp(110.0, 160.0))
         .allow_scroll(false)
         .allow_drag(false)
         .allow_zoom(false)
@@ -117,6 +137,8 @@ fn lab_plot(
                 .collect()
         })
         .x_axis_formatter(|mark, _| format!("{}", 2_f64.powf(mark.value).round()))
+        .y_grid_spacer(super::plots::nice_ticks)
+        .y_axis_formatter(|mark, _| super::plots::tick_label(mark.value, mark.step_size))
         .show(ui, |plot_ui| {
             for (points, alpha) in [(done, 0.3), (current, 1.0)] {
                 for solver in Solver::ALL {

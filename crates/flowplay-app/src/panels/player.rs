@@ -7,7 +7,7 @@ use crate::command::{Command, Direction};
 
 /// Draws the player and pushes what the user asked for.
 pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         let label = if app.player.playing { "Pause" } else { "Play" };
         if ui
             .button(label)
@@ -30,6 +30,12 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>) {
         {
             out.push(Command::Step(Direction::On));
         }
+    });
+    // The sliders on their own line, sized to the width there is: on a phone they must not
+    // widen the page.
+    ui.horizontal(|ui| {
+        // Each slider brings its value box and label, about 95 points between them.
+        ui.spacing_mut().slider_width = ((ui.available_width() - 200.0) / 2.0).clamp(40.0, 240.0);
         let mut t = app.player.time;
         if ui
             .add(egui::Slider::new(&mut t, 0.0..=1.0).text("t"))

@@ -50,7 +50,8 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
     } else {
         "press Train (or Space)".to_string()
     };
-    ui.columns(4, |cols| {
+    let lab = app.chrome.is_open(crate::app::Section::Lab);
+    ui.columns(if lab { 5 } else { 4 }, |cols| {
         plot(
             &mut cols[0],
             "loss_plot",
@@ -109,6 +110,9 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
             "−(1/N)·Σ log p₁(x) over {EVAL_POINTS} held-out points: the model's exact \
              likelihood by the reverse ODE with the chosen solver (lower is better)."
         ));
+        if lab {
+            super::lab::w2_plot_ui(&mut cols[4], app);
+        }
     });
 }
 
@@ -126,7 +130,8 @@ fn plot(
         .x_axis_label("step")
         .y_axis_label(y_label)
         .allow_scroll(false)
-        .y_grid_spacer(nice_ticks);
+        .y_grid_spacer(nice_ticks)
+        .y_axis_formatter(|mark, _| tick_label(mark.value, mark.step_size));
     if empty {
         // The hint in the middle of an empty plot, at a readable size.
         plot = plot
@@ -157,7 +162,7 @@ fn plot(
     clippy::needless_pass_by_value,
     reason = "egui_plot's spacer signature takes the input by value"
 )]
-fn nice_ticks(input: GridInput) -> Vec<GridMark> {
+pub(crate) fn nice_ticks(input: GridInput) -> Vec<GridMark> {
     let (lo, hi) = input.bounds;
     let span = hi - lo;
     if !(span.is_finite() && span > 0.0) {
@@ -238,9 +243,29 @@ fn draw_series(
     }
 }
 
+/// A tick's label with as many decimals as its step needs (0.05 steps: two), so that no two
+/// ticks read alike.
+pub(crate) fn tick_label(value: f64, step: f64) -> String {
+    let decimals = if step > 0.0 && step.is_finite() {
+        (-step.log10().floor()).max(0.0) as usize
+    } else {
+        2
+    };
+    format!("{value:.decimals$}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_tell_ticks_apart() {
+        assert_eq!(tick_label(1.35, 0.05), "1.35");
+        assert_eq!(tick_label(1.4, 0.05), "1.40");
+        assert_eq!(tick_label(0.00004, 0.00002), "0.00004");
+        assert_eq!(tick_label(120.0, 20.0), "120");
+        assert_eq!(tick_label(2.5, 0.5), "2.5");
+    }
 
     #[test]
     fn short_ranges_get_at_least_three_round_ticks() {

@@ -20,6 +20,14 @@ pub(crate) fn header_ui(ui: &mut Ui, app: &PlaygroundApp, out: &mut Vec<Command>
         "Flow matching on 2-D data: a velocity network v_θ(t, x) trains live, and particles \
          follow its ODE from noise to data.",
     );
+    ui.label(
+        egui::RichText::new(
+            "\"QR §\" cites the Flow Matching Quick Reference, the short text on flow matching \
+             this playground implements; the lessons go through it. ? lists the keys.",
+        )
+        .small()
+        .weak(),
+    );
     ui.separator();
     ui.horizontal(|ui| {
         let label = if app.training {
