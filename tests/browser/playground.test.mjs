@@ -150,7 +150,7 @@ function schemaProblems(s) {
     data_points: isInt,
     canvas_rect: (v) => v === null || (Array.isArray(v) && v.length === 4 && v.every(isNum)),
     lesson: (v) => v === null || isInt(v),
-    lab_points: isInt,
+    lab_measured: isInt,
     second: (v) => v === null || (typeof v === 'object' && typeof v.runs === 'string'),
   };
   for (const [k, ok] of Object.entries(want)) {
@@ -691,9 +691,9 @@ async function teachRun(page, url, fig) {
   fig.teach = {};
   await page.goto('about:blank', { timeout: ms(60_000) });
   await page.goto(`${url}#lesson=5&open=lab&particles=500`, { waitUntil: 'load', timeout: ms(60_000) });
-  let s = await waitForStatus(page, (x) => x.lesson === 5 && x.lab_points >= 18, ms(180_000),
+  let s = await waitForStatus(page, (x) => x.lesson === 5 && x.lab_measured >= 18, ms(180_000),
     'lesson 5 with its lab swept');
-  fig.teach.lab = { step: s.step, lab_points: s.lab_points };
+  fig.teach.lab = { step: s.step, lab_measured: s.lab_measured };
   fig.screens.lab = await screenshot(page, `${fig.mode}-lab`);
   await setHash(page, `lesson=7&second=coupling&particles=500`);
   s = await waitForStatus(page, (x) => x.lesson === 7 && x.second?.runs === 'OT coupling'
@@ -806,7 +806,7 @@ function summaryTable(runs) {
       `weights downloaded (${r.files.download.bytes} B) and loaded back; ` +
       `ink.png as ${r.files.picture?.points} points; GIF ${r.files.gif?.frames} frames ` +
       `(${r.files.gif?.bytes} B); WebM ${typeof r.files.webm === 'string' ? r.files.webm : `${r.files.webm?.bytes} B, ${r.files.webm?.duration?.toFixed(2)} s`}`);
-    if (r.teach) add('lab, two runs', `lesson 5 swept (${r.teach.lab.lab_points} settings); lesson 7: A W2 ` +
+    if (r.teach) add('lab, two runs', `lesson 5 swept (${r.teach.lab.lab_measured} settings, at step ${r.teach.lab.step}); lesson 7: A W2 ` +
       `${r.teach.second?.a_w2?.toFixed(3)}, B (OT) W2 ${r.teach.second?.b_w2?.toFixed(3)}`);
     if (r.phone) add('phone 390x844, #lesson=3', `canvas ${r.phone.canvas_rect.map((v) => v.toFixed(0)).join(',')}; ` +
       `step ${r.phone.step}`);

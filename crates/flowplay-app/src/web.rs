@@ -51,8 +51,9 @@ pub(crate) struct Status {
     pub(crate) canvas_rect: Option<[f32; 4]>,
     /// The lesson open (1-based), if any.
     pub(crate) lesson: Option<usize>,
-    /// Settings the lab has measured of the sweep under way (or of the last one, when none is).
-    pub(crate) lab_points: usize,
+    /// Settings the lab has measured (18 to a sweep) since it last started afresh (a new
+    /// model, path or data).
+    pub(crate) lab_measured: usize,
     /// A second run beside this one: what it changes, and how far it is.
     pub(crate) second: Option<SecondStatus>,
     /// The player's t, and whether it plays.

@@ -217,7 +217,9 @@ impl PlaygroundApp {
         fresh.training = self.training;
         fresh.edits.hash = self.edits.hash.take();
         fresh.layers.streamlines = self.layers.streamlines;
-        fresh.layers.pairs_ot = self.layers.pairs_ot;
+        if fresh.settings.training.ot == self.settings.training.ot {
+            fresh.layers.pairs_ot = self.layers.pairs_ot;
+        }
         let steps = self.engine.steps_done();
         let mut replaced = std::mem::replace(self, fresh);
         std::mem::swap(&mut self.frame, &mut replaced.frame);
@@ -324,6 +326,7 @@ impl PlaygroundApp {
             // another scale, which the plots mark.
             let (old, new) = (&self.settings.training, &edited.training);
             if old.ot != new.ot {
+                self.layers.pairs_ot = new.ot;
                 self.curves.marks.push(PlotMark {
                     step: self.engine.steps_done() as f64,
                     label: if new.ot {

@@ -199,6 +199,11 @@ impl PlaygroundApp {
         };
         let data = Self::data_view(&settings, &engine);
         let fit = Self::fit_view(&data, &engine);
+        // The coupling layer draws the pairs training uses; its toggle shows the other.
+        let layers = LayerState {
+            pairs_ot: settings.training.ot,
+            ..LayerState::default()
+        };
         Self {
             settings,
             engine,
@@ -218,7 +223,7 @@ impl PlaygroundApp {
             eval: EvalSchedule::default(),
             rounds: Rounds::default(),
             edits: Edits::default(),
-            layers: LayerState::default(),
+            layers,
             undo: None,
             files: FileState::default(),
             brush: BrushTool::default(),
@@ -334,13 +339,7 @@ impl PlaygroundApp {
             lesson: self.chrome.lesson.map(|i| i + 1),
             player_t: self.player.time,
             playing: self.player.playing,
-            lab_points: {
-                let lab = self.engine.lab();
-                lab.current
-                    .as_ref()
-                    .or(lab.done.as_ref())
-                    .map_or(0, |s| s.points.len())
-            },
+            lab_measured: self.engine.lab().measured,
             second: self.second.as_ref().map(|s| web::SecondStatus {
                 runs: s.kind.describe(&s.run.settings),
                 step: s.run.engine.steps_done(),

@@ -966,6 +966,30 @@ fn new_training_problems_are_marked_on_the_plots() {
     assert_eq!(labels, ["OT coupling", "t uniform"]);
 }
 
+/// The coupling layer draws the pairs training uses (its toggle shows the other): after a
+/// coupling change, in a new model, and in a second run that compares couplings.
+#[test]
+fn the_pairs_layer_draws_the_coupling_training_uses() {
+    let mut a = app(small());
+    assert!(!a.layers.pairs_ot);
+    let mut edited = a.settings.clone();
+    edited.training.ot = true;
+    a.apply(Command::Settings(Box::new(edited.clone())));
+    assert!(a.layers.pairs_ot, "a change of coupling");
+    a.apply(Command::PairsOt(false));
+    edited.data.seed += 1;
+    a.apply(Command::Settings(Box::new(edited.clone())));
+    assert!(
+        !a.layers.pairs_ot,
+        "the user's choice kept by a new model of the same coupling"
+    );
+    assert!(app(edited).layers.pairs_ot, "a model built with OT");
+    let mut b = app(small());
+    b.set_second(Some(crate::settings::Comparison::Coupling));
+    let second = b.second.as_ref().expect("a second run");
+    assert!(second.run.settings.training.ot && second.run.layers.pairs_ot);
+}
+
 /// The lab sweeps every setting of the grid in the background, the GPU's runs giving the CPU's
 /// figures for the same model; a new sweep starts only once the model has trained.
 #[test]
@@ -979,7 +1003,7 @@ fn the_lab_sweeps_the_grid_alike_on_the_gpu_and_the_cpu() {
             );
             let held_out = a.data.held_out.clone();
             a.engine
-                .lab_frame(&held_out, 1.0, true)
+                .lab_frame(&held_out, 1.0, true, false)
                 .expect("a lab frame");
         }
         a.engine.lab().done.clone().expect("done")
@@ -999,14 +1023,19 @@ fn the_lab_sweeps_the_grid_alike_on_the_gpu_and_the_cpu() {
     // Nothing trained since: no new sweep.
     let held_out = cpu.data.held_out.clone();
     cpu.engine
-        .lab_frame(&held_out, 1.0, true)
+        .lab_frame(&held_out, 1.0, true, false)
         .expect("a lab frame");
     assert!(cpu.engine.lab().current.is_none());
-    // Trained: the next sweep begins, of the new step.
+    // Training, but not yet past its first steps: no sweep of a network that is still noise.
     cpu.training = true;
     run_until(&mut cpu, |a| a.engine.steps_done() >= 3);
     cpu.engine
-        .lab_frame(&held_out, 1.0, true)
+        .lab_frame(&held_out, 1.0, true, true)
+        .expect("a lab frame");
+    assert!(cpu.engine.lab().current.is_none());
+    // Paused there: the next sweep begins, of the new step.
+    cpu.engine
+        .lab_frame(&held_out, 1.0, true, false)
         .expect("a lab frame");
     let current = cpu.engine.lab().current.as_ref().expect("a new sweep");
     assert!(current.step >= 3);

@@ -45,9 +45,9 @@ impl PlaygroundApp {
         if self.chrome.is_open(Section::Lab) {
             let data = &self.data.held_out;
             let sampling = &self.settings.sampling;
-            if let Err(why) = self
-                .engine
-                .lab_frame(data, sampling.rescale_t, sampling.ema)
+            if let Err(why) =
+                self.engine
+                    .lab_frame(data, sampling.rescale_t, sampling.ema, self.training)
             {
                 self.tell(&why);
                 self.chrome.set_open(Section::Lab, false);

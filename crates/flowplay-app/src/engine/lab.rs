@@ -2,7 +2,7 @@
 //! in the background, one at a time, for the model as it was when the sweep began. On the GPU a
 //! setting is a sampling run (and a likelihood run) on the lab's own sampler, read back without
 //! blocking; on the CPU one setting is measured a frame. When a sweep is done and the model has
-//! trained since, the next begins.
+//! trained since, the next begins; while training, the first waits for [`LAB_FIRST_STEP`].
 
 use flowplay_core::flow::FlowModel;
 use flowplay_core::sampler::Record;
@@ -23,6 +23,9 @@ const LAB_SEED: u64 = 0x00AB_1AB0;
 /// to a fifth of the device's time, as evaluations do (on a software GPU one setting can take
 /// a second).
 const LAB_PACE: f64 = 5.0;
+/// While training, the first sweep waits for this many steps: a sweep of an untrained network
+/// is the same noise at every NFE, and it would hold the lab for a whole sweep.
+pub(crate) const LAB_FIRST_STEP: u64 = 200;
 
 /// One sweep of the grid, as far as it has come.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -68,10 +71,12 @@ impl Sweeps {
             .copied()
     }
 
-    /// Whether a new sweep is due for the model at `step`: none under way, and none done of
-    /// this model.
-    fn due(&self, step: u64) -> bool {
-        self.current.is_none() && self.done.as_ref().is_none_or(|d| d.step != step)
+    /// Whether a new sweep is due for the model at `step`: none under way, none done of this
+    /// model, and (while it trains) a model past its first steps.
+    fn due(&self, step: u64, training: bool) -> bool {
+        self.current.is_none()
+            && self.done.as_ref().is_none_or(|d| d.step != step)
+            && (!training || step >= LAB_FIRST_STEP)
     }
 
     fn begin(&mut self, step: u64) {
@@ -150,18 +155,20 @@ impl Engine {
     }
 
     /// Moves the lab on by one setting, against `held_out`, with the grid shifted by
-    /// `rescale_t` and the raw or `ema` weights: begins a sweep when one is due, collects a
-    /// finished GPU run and starts the next (or, on the CPU, measures one setting).
+    /// `rescale_t` and the raw or `ema` weights: begins a sweep when one is due (`training`:
+    /// whether the model is training), collects a finished GPU run and starts the next (or, on
+    /// the CPU, measures one setting).
     pub(crate) fn lab_frame(
         &mut self,
         held_out: &[[f32; 2]],
         rescale_t: f32,
         ema: bool,
+        training: bool,
     ) -> AppResult<()> {
         let likelihood = self.config().source.is_standard_normal();
         match self {
-            Self::Gpu(g) => g.lab_frame(held_out, rescale_t, ema, likelihood),
-            Self::Cpu(c) => c.lab_frame(held_out, rescale_t, ema, likelihood),
+            Self::Gpu(g) => g.lab_frame(held_out, rescale_t, (ema, training), likelihood),
+            Self::Cpu(c) => c.lab_frame(held_out, rescale_t, (ema, training), likelihood),
         }
     }
 }
@@ -171,7 +178,7 @@ impl GpuEngine {
         &mut self,
         held_out: &[[f32; 2]],
         rescale_t: f32,
-        ema: bool,
+        (ema, training): (bool, bool),
         likelihood: bool,
     ) -> AppResult<()> {
         if let Some(pending) = self.lab.pending.as_mut() {
@@ -198,7 +205,7 @@ impl GpuEngine {
             self.lab.sweeps.add(point);
         }
         let step = self.trainer.steps_done();
-        if self.lab.sweeps.due(step) {
+        if self.lab.sweeps.due(step, training) {
             let weights = if ema {
                 self.trainer.ema_buffer()
             } else {
@@ -298,11 +305,11 @@ impl CpuEngine {
         &mut self,
         held_out: &[[f32; 2]],
         rescale_t: f32,
-        ema: bool,
+        (ema, training): (bool, bool),
         likelihood: bool,
     ) -> AppResult<()> {
         let step = self.trainer.steps_done();
-        if self.lab.sweeps.due(step) {
+        if self.lab.sweeps.due(step, training) {
             self.lab.model = Some(self.trainer.model(ema));
             let config = self.trainer.config();
             self.lab.x0 = prior_draw(config, self.trainer.source_pool(), LAB_POINTS, LAB_SEED);

@@ -8,7 +8,7 @@ use flowplay_core::sampler::Solver;
 use flowplay_core::sweep::{self, NfePoint};
 
 use crate::app::PlaygroundApp;
-use crate::engine::lab::{LAB_POINTS, Sweep};
+use crate::engine::lab::{LAB_FIRST_STEP, LAB_POINTS, Sweep};
 
 /// Each solver's colour in the lab's plots.
 fn colour(solver: Solver) -> Color32 {
@@ -39,6 +39,10 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
             done.step,
             done.secs
                 .map_or_else(String::new, |s| format!(", measured in {s:.1} s"))
+        ),
+        (None, None) if app.training && app.engine.steps_done() < LAB_FIRST_STEP => format!(
+            "the first sweep starts at step {LAB_FIRST_STEP} (an untrained network is the same \
+             noise at every NFE), or when training pauses"
         ),
         (None, None) => "starting…".to_string(),
     };

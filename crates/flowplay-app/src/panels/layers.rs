@@ -111,10 +111,21 @@ fn options_ui(ui: &mut Ui, app: &PlaygroundApp, id: LayerId, out: &mut Vec<Comma
             if ot != app.layers.pairs_ot {
                 out.push(Command::PairsOt(ot));
             }
+            ui.label(
+                RichText::new(if app.settings.training.ot {
+                    "Training pairs by minibatch OT (the coupling switch)."
+                } else {
+                    "Training pairs independently (the coupling switch)."
+                })
+                .small()
+                .weak(),
+            );
             if ot && app.settings.classes() > 0 {
                 ui.colored_label(
                     ui.visuals().warn_fg_color,
-                    "With classes, minibatch OT pairs noise with the nearest data of any class:                      it is known to hurt class fidelity (TorchCFM #117; C2OT couples within                      classes).",
+                    "With classes, minibatch OT pairs noise with the nearest data of any class: \
+                     it is known to hurt class fidelity (TorchCFM #117; C2OT couples within \
+                     classes).",
                 );
             }
         }
