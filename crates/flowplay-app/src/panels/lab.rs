@@ -3,7 +3,7 @@
 //! section is open, with the current setting marked.
 
 use egui::{Color32, RichText, Ui};
-use egui_plot::{GridMark, Line, LineStyle, Plot, PlotPoints, Points, VLine};
+use egui_plot::{GridMark, Line, LineStyle, Plot, PlotPoint, PlotPoints, Points, Text, VLine};
 use flowplay_core::sampler::Solver;
 use flowplay_core::sweep::{self, NfePoint};
 
@@ -61,6 +61,7 @@ pub(crate) fn ui(ui: &mut Ui, app: &PlaygroundApp) {
             (&current, &done),
             |p| p.nll,
             (now, &now_label),
+            "",
         );
         ui.label(
             RichText::new(
@@ -109,6 +110,14 @@ pub(crate) fn w2_plot_ui(ui: &mut Ui, app: &PlaygroundApp) {
         (&current, &done),
         |p| Some(p.w2),
         (now, &now_label),
+        &if app.training && app.engine.steps_done() < LAB_FIRST_STEP {
+            format!(
+                "the first sweep: at step {LAB_FIRST_STEP}\n(step {} now)",
+                app.engine.steps_done()
+            )
+        } else {
+            "measuring the first settings…".to_string()
+        },
     );
 }
 
@@ -121,10 +130,15 @@ fn lab_plot(
     (current, done): (&[NfePoint], &[NfePoint]),
     value: impl Fn(&NfePoint) -> Option<f64>,
     (now, now_label): (f64, &str),
+    hint: &str,
 ) {
     let top = (sweep::MAX_NFE as f64).log2();
-    Plot::new(id)
-        .height(ui.available_height().clamp(110.0, 160.0))
+    let empty = current.iter().chain(done).all(|p| value(p).is_none());
+    let mut plot = Plot::new(id);
+    if empty {
+        plot = plot.include_y(-1.0).include_y(1.0).show_grid(false);
+    }
+    plot.height(ui.available_height().clamp(110.0, 160.0))
         .allow_scroll(false)
         .allow_drag(false)
         .allow_zoom(false)
@@ -144,6 +158,16 @@ fn lab_plot(
         .y_grid_spacer(super::plots::nice_ticks)
         .y_axis_formatter(|mark, _| super::plots::tick_label(mark.value, mark.step_size))
         .show(ui, |plot_ui| {
+            if empty {
+                plot_ui.text(
+                    Text::new(
+                        "hint",
+                        PlotPoint::new(top / 2.0, 0.0),
+                        RichText::new(hint).size(13.0).color(Color32::GRAY),
+                    )
+                    .anchor(egui::Align2::CENTER_CENTER),
+                );
+            }
             for (points, alpha) in [(done, 0.3), (current, 1.0)] {
                 for solver in Solver::ALL {
                     let series: Vec<[f64; 2]> = points
