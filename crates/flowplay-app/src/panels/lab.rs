@@ -112,11 +112,11 @@ pub(crate) fn w2_plot_ui(ui: &mut Ui, app: &PlaygroundApp) {
         (now, &now_label),
         &if app.training && app.engine.steps_done() < LAB_FIRST_STEP {
             format!(
-                "the first sweep: at step {LAB_FIRST_STEP}\n(step {} now)",
+                "first sweep\nat step {LAB_FIRST_STEP}\n(now {})",
                 app.engine.steps_done()
             )
         } else {
-            "measuring the first settings…".to_string()
+            "measuring…".to_string()
         },
     );
 }
@@ -156,14 +156,29 @@ fn lab_plot(
         })
         .x_axis_formatter(|mark, _| format!("{}", 2_f64.powf(mark.value).round()))
         .y_grid_spacer(super::plots::nice_ticks)
-        .y_axis_formatter(|mark, _| super::plots::tick_label(mark.value, mark.step_size))
+        .y_axis_formatter(move |mark, _| {
+            // No values yet: no numbers on the axis either.
+            if empty {
+                String::new()
+            } else {
+                super::plots::tick_label(mark.value, mark.step_size)
+            }
+        })
         .show(ui, |plot_ui| {
             if empty {
                 plot_ui.text(
                     Text::new(
                         "hint",
-                        PlotPoint::new(top / 2.0, 0.0),
-                        RichText::new(hint).size(13.0).color(Color32::GRAY),
+                        // Beside the dashed line of the current setting, not across it.
+                        PlotPoint::new(
+                            if now < top / 2.0 {
+                                (now + top) / 2.0
+                            } else {
+                                now / 2.0
+                            },
+                            0.0,
+                        ),
+                        RichText::new(hint).size(12.0).color(Color32::GRAY),
                     )
                     .anchor(egui::Align2::CENTER_CENTER),
                 );

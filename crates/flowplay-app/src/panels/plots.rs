@@ -243,14 +243,24 @@ fn draw_series(
     }
 }
 
-/// A tick's label with as many decimals as its step needs (0.05 steps: two), so that no two
-/// ticks read alike.
+/// A tick's label with as many digits as its step needs (0.05 steps: two decimals), so that no
+/// two ticks read alike; small values on a fine step in powers of ten ("5e-4"), which stay
+/// narrow enough for the axis ("0.0005" does not).
 pub(crate) fn tick_label(value: f64, step: f64) -> String {
-    let decimals = if step > 0.0 && step.is_finite() {
-        (-step.log10().floor()).max(0.0) as usize
-    } else {
-        2
-    };
+    if !(step > 0.0 && step.is_finite()) {
+        return format!("{value:.2}");
+    }
+    let step_exp = step.log10().floor();
+    if step < 0.01 && value.abs() < 100.0 * step {
+        // The value rounded to its step, so that float noise adds no digits.
+        let value = (value / step).round() * step;
+        if value == 0.0 {
+            return "0".to_string();
+        }
+        let digits = (value.abs().log10().floor() - step_exp).max(0.0) as usize;
+        return format!("{value:.digits$e}");
+    }
+    let decimals = (-step_exp).max(0.0) as usize;
     format!("{value:.decimals$}")
 }
 
@@ -262,7 +272,12 @@ mod tests {
     fn tick_labels_tell_ticks_apart() {
         assert_eq!(tick_label(1.35, 0.05), "1.35");
         assert_eq!(tick_label(1.4, 0.05), "1.40");
-        assert_eq!(tick_label(0.00004, 0.00002), "0.00004");
+        assert_eq!(tick_label(0.00004, 0.00002), "4e-5");
+        assert_eq!(tick_label(0.0, 0.0005), "0");
+        assert_eq!(tick_label(0.0005000000001, 0.0005), "5e-4");
+        assert_eq!(tick_label(0.0015, 0.0005), "1.5e-3");
+        assert_eq!(tick_label(0.001, 0.0005), "1.0e-3");
+        assert_eq!(tick_label(1.4988, 0.0002), "1.4988");
         assert_eq!(tick_label(120.0, 20.0), "120");
         assert_eq!(tick_label(2.5, 0.5), "2.5");
     }
