@@ -437,7 +437,13 @@ fn two_runs_train_side_by_side() {
         s["second"]["flow_version"].as_u64() >= Some(1),
         "B drew particles"
     );
-    assert!(harness.query_all_by_label_contains("W2: A ").count() >= 1);
+    assert!(harness.query_all_by_label_contains(": W2 A ").count() >= 1);
+    // Step for step: neither run is far ahead of the other.
+    let (a, b) = (
+        s["step"].as_u64().unwrap(),
+        s["second"]["step"].as_u64().unwrap(),
+    );
+    assert!(a.abs_diff(b) <= 100, "A at step {a}, B at {b}");
     harness.get_by_label("End the second run").click();
     harness.run_steps(2);
     assert!(status(&harness)["second"].is_null());

@@ -4,6 +4,7 @@
 //! each run's CPU training gets half the time one run would.
 
 use super::PlaygroundApp;
+use super::state::STEP_LOCK;
 use crate::settings::{Comparison, Settings};
 
 /// The second run and what it compares.
@@ -27,6 +28,7 @@ impl PlaygroundApp {
             })
         });
         self.frame.share = if self.second.is_some() { 0.5 } else { 1.0 };
+        self.frame.ahead = false;
         self.edits.hash_dirty = true;
     }
 
@@ -68,6 +70,11 @@ impl PlaygroundApp {
         run.canvas.fit = self.canvas.fit;
         run.frame.frame_secs = self.frame.frame_secs;
         run.frame.share = 0.5;
+        // Step for step: the run ahead waits for the other (this frame for the second, the
+        // next for the first).
+        let (a, b) = (self.engine.steps_done(), run.engine.steps_done());
+        run.frame.ahead = b > a + STEP_LOCK;
+        self.frame.ahead = a > b + STEP_LOCK;
         run.work(dt);
         self.second = Some(second);
     }
@@ -78,9 +85,14 @@ impl PlaygroundApp {
     pub(crate) fn second_difference(&self) -> Option<String> {
         let second = self.second.as_ref()?;
         let (a, b) = (self.eval.last?, second.run.eval.last?);
+        let steps = if a.step == b.step {
+            format!("at step {}", a.step)
+        } else {
+            format!("at steps {} and {}", a.step, b.step)
+        };
         Some(format!(
-            "W2: A {:.3}, B {:.3} (B − A = {:+.3})\ndeviation from straight: A {:.3}, B {:.3} \
-             (B − A = {:+.3})",
+            "{steps}: W2 A {:.3}, B {:.3} (B − A = {:+.3})\ndeviation from straight: A {:.3}, \
+             B {:.3} (B − A = {:+.3})",
             a.w2,
             b.w2,
             b.w2 - a.w2,
@@ -113,6 +125,12 @@ mod tests {
             a.second_work(0.02);
             a.train_for_a_frame();
         }
+        // Step for step: neither is more than a few steps (and a frame's) ahead.
+        let (sa, sb) = (
+            a.engine.steps_done(),
+            a.second.as_ref().map_or(0, |s| s.run.engine.steps_done()),
+        );
+        assert!(sa.abs_diff(sb) <= 2 * STEP_LOCK + 64, "A {sa}, B {sb}");
         // The first moves on: the second follows, keeping its coupling.
         let mut edited = a.settings.clone();
         edited.optim.lr = 1e-3;

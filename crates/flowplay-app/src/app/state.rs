@@ -182,7 +182,14 @@ pub(crate) struct FrameStats {
     /// This run's share of the frame's training time (½ with a second run beside it; 0 is
     /// taken as 1).
     pub(crate) share: f32,
+    /// This run is ahead of the run beside it by more than [`STEP_LOCK`] steps and sits out
+    /// its training this frame: two runs are compared at the same step, not the same second
+    /// (an OT coupling's step costs more than an independent one's).
+    pub(crate) ahead: bool,
 }
+
+/// How many steps one of two runs side by side may lead the other before it waits.
+pub(crate) const STEP_LOCK: u64 = 4;
 
 /// Where training changed course, marked on the plots at `step`.
 #[derive(Clone, Debug, PartialEq)]

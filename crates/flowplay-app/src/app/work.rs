@@ -25,7 +25,7 @@ impl PlaygroundApp {
         if self.flow.secs.is_none() && self.flow.finished_on_device() {
             self.flow.secs = Some(self.flow.at.elapsed().as_secs_f64());
         }
-        if self.training {
+        if self.training && !self.frame.ahead {
             self.train_for_a_frame();
             if self.flow.pending.is_none()
                 && refresh_due(
