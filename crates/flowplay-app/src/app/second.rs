@@ -76,6 +76,8 @@ impl PlaygroundApp {
         run.frame.ahead = b > a + STEP_LOCK;
         self.frame.ahead = a > b + STEP_LOCK;
         run.work(dt);
+        // Its own player does not move it: the first's t, as the first draws it this frame.
+        run.player.time = self.player.time;
         self.second = Some(second);
     }
 }
@@ -131,6 +133,10 @@ mod tests {
             a.second.as_ref().map_or(0, |s| s.run.engine.steps_done()),
         );
         assert!(sa.abs_diff(sb) <= 2 * STEP_LOCK + 64, "A {sa}, B {sb}");
+        assert!(
+            (a.player.time - a.second.as_ref().expect("there").run.player.time).abs() < 1e-6,
+            "one t for both"
+        );
         // The first moves on: the second follows, keeping its coupling.
         let mut edited = a.settings.clone();
         edited.optim.lr = 1e-3;
