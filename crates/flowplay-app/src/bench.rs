@@ -314,6 +314,33 @@ impl<'a> Offscreen<'a> {
     }
 }
 
+/// The playground offscreen, training on the GPU with `particles` (and `extra`, more of the
+/// address) on top of the options' address, run until its first particles are drawn.
+fn open_app<'a>(
+    rs: &'a RenderState,
+    options: &BenchOptions,
+    particles: usize,
+    extra: &str,
+) -> Result<(Offscreen<'a>, PlaygroundApp), String> {
+    let query = format!(
+        "compute=gpu&train=1&{}&particles={particles}{extra}",
+        options.query.trim_start_matches('#')
+    );
+    let mut screen = Offscreen::new(rs, options.size, options.vsync);
+    let mut app = PlaygroundApp::start(&screen.ctx, Some(rs), Some(query));
+    let started = Instant::now();
+    while app.status().flow_version < 1 {
+        screen.frame(&mut app)?;
+        if started.elapsed() > FRAME_TIMEOUT {
+            return Err(format!(
+                "{particles} particles were not drawn within {} s",
+                FRAME_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    Ok((screen, app))
+}
+
 fn measure(
     rs: &RenderState,
     options: &BenchOptions,
@@ -321,23 +348,8 @@ fn measure(
     layers: Option<LayerSet>,
 ) -> Result<BenchFigure, String> {
     let layers = layers.map_or(String::new(), |l| format!("&layers={}", l.to_query()));
-    let query = format!(
-        "compute=gpu&train=1&{}&particles={particles}{layers}",
-        options.query.trim_start_matches('#')
-    );
-    let mut screen = Offscreen::new(rs, options.size, options.vsync);
-    let mut app = PlaygroundApp::start(&screen.ctx, Some(rs), Some(query));
     // Warm-up: until the first particles are drawn, then `warmup` seconds more.
-    let warm = Instant::now();
-    while app.status().flow_version < 1 {
-        screen.frame(&mut app)?;
-        if warm.elapsed() > FRAME_TIMEOUT {
-            return Err(format!(
-                "{particles} particles were not drawn within {} s",
-                FRAME_TIMEOUT.as_secs()
-            ));
-        }
-    }
+    let (mut screen, mut app) = open_app(rs, options, particles, &layers)?;
     if options.lab {
         app.apply(Command::Section(crate::app::Section::Lab, true));
     }
@@ -472,18 +484,10 @@ pub fn soak(
 ) -> Result<Vec<MemorySample>, String> {
     let every = every.max(1);
     let particles = options.particles.first().copied().unwrap_or(2000);
-    let query = format!(
-        "compute=gpu&train=1&{}&particles={particles}",
-        options.query.trim_start_matches('#')
-    );
-    let mut screen = Offscreen::new(rs, options.size, options.vsync);
-    let mut app = PlaygroundApp::start(&screen.ctx, Some(rs), Some(query));
     let warm = Instant::now();
-    while app.status().flow_version < 1 || warm.elapsed().as_secs_f64() < options.warmup {
+    let (mut screen, mut app) = open_app(rs, options, particles, "")?;
+    while warm.elapsed().as_secs_f64() < options.warmup {
         screen.frame(&mut app)?;
-        if warm.elapsed() > FRAME_TIMEOUT {
-            return Err("the particles were not drawn in time".to_string());
-        }
     }
     for _ in 0..every {
         screen.frame(&mut app)?;

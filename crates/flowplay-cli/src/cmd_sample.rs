@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use flowplay_core::data::{Points, points_to_csv};
-use flowplay_core::flow::{DataSource, SampleRequest};
+use flowplay_core::flow::SampleRequest;
 use flowplay_core::sampler::{Record, SamplerConfig};
 use flowplay_gpu::GpuSampler;
 
@@ -88,19 +88,7 @@ pub(crate) fn run(args: &SampleArgs) -> Result<()> {
     }
 
     let model = spec::load_model(&args.weights, &args.path, args.t_scale)?;
-    let source_points = match (&model.spec.source, &args.source_points) {
-        (DataSource::Custom { name }, None) => anyhow::bail!(
-            "{} was trained to start from the points of '{name}': give them with --source-points",
-            args.weights.display()
-        ),
-        (DataSource::Custom { .. }, Some(file)) => Some(spec::read_points(file)?),
-        (DataSource::Builtin(_), Some(_)) => anyhow::bail!(
-            "{} starts from {}, not from custom points: drop --source-points",
-            args.weights.display(),
-            model.spec.source.name()
-        ),
-        (DataSource::Builtin(_), None) => None,
-    };
+    let source_points = spec::source_points(&model, &args.weights, args.source_points.as_deref())?;
     let labels = args.class.map(|c| vec![c; args.n]);
     let request = SampleRequest {
         sampler,

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use flowplay_core::data::{Dataset, Points};
-use flowplay_core::flow::{DataSource, FlowModel, SampleRequest};
+use flowplay_core::data::Dataset;
+use flowplay_core::flow::SampleRequest;
 use flowplay_core::sweep::{self, NfePoint, NfeSetting};
 use flowplay_gpu::{GpuContext, GpuSampler};
 
@@ -87,7 +87,7 @@ pub(crate) fn run(args: &SweepArgs) -> Result<()> {
         anyhow::bail!("--rescale-t must be positive, got {}", args.rescale_t);
     }
     let model = spec::load_model(&args.weights, &args.path, args.t_scale)?;
-    let source_points = source_points(&model, args)?;
+    let source_points = spec::source_points(&model, &args.weights, args.source_points.as_deref())?;
     let held_out = match &args.points {
         Some(file) => {
             let points = spec::read_points(file)?;
@@ -175,23 +175,6 @@ pub(crate) fn run(args: &SweepArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The source points a model trained from custom points needs, or a refusal.
-fn source_points(model: &FlowModel, args: &SweepArgs) -> Result<Option<Points>> {
-    match (&model.spec.source, &args.source_points) {
-        (DataSource::Custom { name }, None) => anyhow::bail!(
-            "{} was trained to start from the points of '{name}': give them with --source-points",
-            args.weights.display()
-        ),
-        (DataSource::Custom { .. }, Some(file)) => Ok(Some(spec::read_points(file)?)),
-        (DataSource::Builtin(_), Some(_)) => anyhow::bail!(
-            "{} starts from {}, not from custom points: drop --source-points",
-            args.weights.display(),
-            model.spec.source.name()
-        ),
-        (DataSource::Builtin(_), None) => Ok(None),
-    }
 }
 
 /// One setting on the GPU: the samples and (with `likelihood`) the held-out log densities

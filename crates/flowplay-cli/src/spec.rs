@@ -268,3 +268,25 @@ pub(crate) fn load_model(
     }
     Ok(loaded.model)
 }
+
+/// The source points a model loaded from `weights` starts from: the `--source-points` file a
+/// model trained from custom points needs, none for a built-in source; either mismatch refused.
+pub(crate) fn source_points(
+    model: &flowplay_core::flow::FlowModel,
+    weights: &FsPath,
+    given: Option<&FsPath>,
+) -> Result<Option<Points>> {
+    match (&model.spec.source, given) {
+        (DataSource::Custom { name }, None) => anyhow::bail!(
+            "{} was trained to start from the points of '{name}': give them with --source-points",
+            weights.display()
+        ),
+        (DataSource::Custom { .. }, Some(file)) => Ok(Some(read_points(file)?)),
+        (DataSource::Builtin(_), Some(_)) => anyhow::bail!(
+            "{} starts from {}, not from custom points: drop --source-points",
+            weights.display(),
+            model.spec.source.name()
+        ),
+        (DataSource::Builtin(_), None) => Ok(None),
+    }
+}

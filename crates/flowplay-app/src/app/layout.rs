@@ -3,13 +3,13 @@
 //! across the whole width and the controls (and plots) in a sheet that slides up. Notices sit
 //! on a banner over the canvas, where they are seen.
 
-use egui::{Color32, RichText, Ui};
+use egui::{Color32, Rect, RichText, Ui};
 
-use super::PlaygroundApp;
 use super::state::Section;
+use super::{BrushTool, CanvasState, Drawing, PlaygroundApp};
 use crate::command::Command;
 use crate::engine::{COMPARED, CURRENT};
-use crate::layers::{LayerId, Scene};
+use crate::layers::{LayerId, LayerSet, Scene};
 use crate::{canvas, panels};
 
 /// Below this width (egui points, CSS pixels on the web) the page takes its narrow form.
@@ -194,42 +194,39 @@ impl PlaygroundApp {
     /// with a second run, the two runs side by side in one view at one t.
     pub(crate) fn canvas_ui(&mut self, ui: &mut Ui, commands: &mut Vec<Command>) {
         let on = self.settings.view.layers;
+        let brush = Some((&self.brush, &self.drawing));
         if let Some(second) = self.second.as_ref() {
             let kind = second.kind;
-            let mut drawn = (Vec::new(), None, None);
-            ui.columns(2, |cols| {
-                cols[0]
-                    .label(RichText::new(format!("A: {}", kind.describe(&self.settings))).strong());
-                let brush = Some((&self.brush, &self.drawing));
-                let (layers, rect) = canvas::show(
-                    &mut cols[0],
-                    &self.canvas,
-                    &scene(self, CURRENT),
-                    CURRENT,
-                    on,
-                    brush,
-                    commands,
-                );
-                cols[1].label(
-                    RichText::new(format!("B: {}", kind.describe(&second.run.settings)))
+            let [(drawn, rect), (_, second_rect)] = side_by_side(
+                ui,
+                &self.canvas,
+                on,
+                [
+                    Pane {
+                        heading: RichText::new(format!("A: {}", kind.describe(&self.settings)))
+                            .strong(),
+                        scene: scene(self, CURRENT),
+                        slot: CURRENT,
+                        brush,
+                    },
+                    Pane {
+                        heading: RichText::new(format!(
+                            "B: {}",
+                            kind.describe(&second.run.settings)
+                        ))
                         .strong()
                         .color(panels::plots::SECOND_COLOUR),
-                );
-                let (_, second_rect) = canvas::show(
-                    &mut cols[1],
-                    &self.canvas,
-                    &scene(&second.run, CURRENT),
-                    SECOND_SLOT,
-                    on,
-                    None,
-                    commands,
-                );
-                drawn = (layers, Some(rect), Some(second_rect));
-            });
-            self.layers.drawn = drawn.0;
-            self.canvas.rect = drawn.1;
+                        scene: scene(&second.run, CURRENT),
+                        slot: SECOND_SLOT,
+                        brush: None,
+                    },
+                ],
+                commands,
+            );
+            self.layers.drawn = drawn;
+            self.canvas.rect = Some(rect);
             if let Some(second) = self.second.as_mut() {
-                second.run.canvas.rect = drawn.2;
+                second.run.canvas.rect = Some(second_rect);
             }
             return;
         }
@@ -238,51 +235,78 @@ impl PlaygroundApp {
             .compare
             .filter(|&r| r < self.rounds.finished.len())
         {
-            None => {
-                let brush = Some((&self.brush, &self.drawing));
-                let (drawn, rect) = canvas::show(
-                    ui,
-                    &self.canvas,
-                    &scene(self, CURRENT),
-                    CURRENT,
-                    on,
-                    brush,
-                    commands,
-                );
-                (drawn, Some(rect))
-            }
+            None => canvas::show(
+                ui,
+                &self.canvas,
+                &scene(self, CURRENT),
+                CURRENT,
+                on,
+                brush,
+                commands,
+            ),
             Some(r) => {
                 let current = self.engine.round();
-                let mut drawn = (Vec::new(), None);
-                ui.columns(2, |cols| {
-                    cols[0].label(format!("round {r}"));
-                    canvas::show(
-                        &mut cols[0],
-                        &self.canvas,
-                        &scene(self, COMPARED),
-                        COMPARED,
-                        on,
-                        None,
-                        commands,
-                    );
-                    cols[1].label(format!("round {current} (training)"));
-                    let (layers, rect) = canvas::show(
-                        &mut cols[1],
-                        &self.canvas,
-                        &scene(self, CURRENT),
-                        CURRENT,
-                        on,
-                        Some((&self.brush, &self.drawing)),
-                        commands,
-                    );
-                    drawn = (layers, Some(rect));
-                });
-                drawn
+                let [_, training] = side_by_side(
+                    ui,
+                    &self.canvas,
+                    on,
+                    [
+                        Pane {
+                            heading: RichText::new(format!("round {r}")),
+                            scene: scene(self, COMPARED),
+                            slot: COMPARED,
+                            brush: None,
+                        },
+                        Pane {
+                            heading: RichText::new(format!("round {current} (training)")),
+                            scene: scene(self, CURRENT),
+                            slot: CURRENT,
+                            brush,
+                        },
+                    ],
+                    commands,
+                );
+                training
             }
         };
         self.layers.drawn = drawn;
-        self.canvas.rect = rect;
+        self.canvas.rect = Some(rect);
     }
+}
+
+/// One of two canvases side by side: its heading, what it draws, its renderers' slot, and the
+/// brush where it is the canvas being trained.
+struct Pane<'a> {
+    heading: RichText,
+    scene: Scene<'a>,
+    slot: usize,
+    brush: Option<(&'a BrushTool, &'a Drawing)>,
+}
+
+/// Two canvases in two columns, in one view: what each drew, and where.
+fn side_by_side(
+    ui: &mut Ui,
+    canvas: &CanvasState,
+    on: LayerSet,
+    panes: [Pane<'_>; 2],
+    commands: &mut Vec<Command>,
+) -> [(Vec<LayerId>, Rect); 2] {
+    let mut drawn = [(Vec::new(), Rect::NOTHING), (Vec::new(), Rect::NOTHING)];
+    ui.columns(2, |cols| {
+        for ((col, pane), out) in cols.iter_mut().zip(panes).zip(&mut drawn) {
+            col.label(pane.heading);
+            *out = canvas::show(
+                col,
+                canvas,
+                &pane.scene,
+                pane.slot,
+                on,
+                pane.brush,
+                commands,
+            );
+        }
+    });
+    drawn
 }
 
 /// The renderers' slot of the second run's canvas (after the current and compared rounds').

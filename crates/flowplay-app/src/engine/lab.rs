@@ -212,16 +212,7 @@ impl GpuEngine {
                 self.trainer.params_buffer()
             };
             // The sweep's own copy, copied into the lab's sampler before each run.
-            let copy = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("flowplay::lab::weights"),
-                size: weights.size(),
-                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let mut encoder = self.new_encoder("flowplay::lab::snapshot");
-            encoder.copy_buffer_to_buffer(weights, 0, &copy, 0, weights.size());
-            self.queue.submit([encoder.finish()]);
-            self.lab.weights = Some(copy);
+            self.lab.weights = Some(self.copy_of_weights(weights, "flowplay::lab::weights"));
             let config = self.trainer.config();
             self.lab.x0 = prior_draw(config, self.trainer.source_pool(), LAB_POINTS, LAB_SEED);
             if self.lab.sampler.is_none() {

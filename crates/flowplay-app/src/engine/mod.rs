@@ -297,19 +297,31 @@ impl GpuEngine {
         self.trainer.mlp().num_params() as u64 * 4
     }
 
+    /// A buffer the size of the weights, to copy them into and out of.
+    fn weights_buffer(&self, label: &str) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: self.param_bytes(),
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A copy of the weights in `source` (the trainer's raw or EMA buffer), submitted now:
+    /// later steps leave it as it is.
+    fn copy_of_weights(&self, source: &wgpu::Buffer, label: &str) -> wgpu::Buffer {
+        let copy = self.weights_buffer(label);
+        let mut encoder = self.new_encoder(label);
+        encoder.copy_buffer_to_buffer(source, 0, &copy, 0, self.param_bytes());
+        self.queue.submit([encoder.finish()]);
+        copy
+    }
+
     /// Checkpoints the weights after the steps submitted so far (GPU to GPU).
     fn checkpoint(&mut self) {
-        let buffer = |label| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: self.param_bytes(),
-                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        };
         let (params, ema) = (
-            buffer("app::checkpoint_params"),
-            buffer("app::checkpoint_ema"),
+            self.weights_buffer("app::checkpoint_params"),
+            self.weights_buffer("app::checkpoint_ema"),
         );
         self.trainer.copy_weights_to(&params, &ema);
         self.watch.push(watch::Checkpoint {
@@ -615,22 +627,7 @@ impl Engine {
     pub(crate) fn snapshot(&self) -> Snapshot {
         match self {
             Self::Gpu(g) => {
-                let buffer = g.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("app::round_snapshot"),
-                    size: g.param_bytes(),
-                    usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                let mut encoder = g.new_encoder("app::snapshot");
-                encoder.copy_buffer_to_buffer(
-                    g.trainer.ema_buffer(),
-                    0,
-                    &buffer,
-                    0,
-                    g.param_bytes(),
-                );
-                g.queue.submit([encoder.finish()]);
-                Snapshot::Gpu(buffer)
+                Snapshot::Gpu(g.copy_of_weights(g.trainer.ema_buffer(), "app::round_snapshot"))
             }
             Self::Cpu(c) => Snapshot::Cpu(c.trainer.ema().to_vec()),
         }

@@ -286,9 +286,7 @@ pub(crate) fn no_likelihood(source: &str) -> AppError {
 impl GpuEngine {
     /// Copies the drawn particles' weights into `target`'s parameters.
     fn copy_drawn_weights(&self, encoder: &mut wgpu::CommandEncoder, target: &GpuSampler) {
-        let weights = self.samplers[CURRENT].params_buffer();
-        let params = target.params_buffer();
-        encoder.copy_buffer_to_buffer(weights, 0, params, 0, weights.size().min(params.size()));
+        super::copy_weights(encoder, self.samplers[CURRENT].params_buffer(), target);
     }
 }
 
